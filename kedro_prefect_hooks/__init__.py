@@ -1,0 +1,7 @@
+"""Register Kedro pipelines as Prefect deployments from a Kedro hook."""
+
+__version__ = "0.1.0"
+
+from kedro_prefect_hooks.hooks import PrefectHook  # noqa: E402
+
+__all__ = ["PrefectHook", "__version__"]

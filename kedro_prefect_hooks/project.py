@@ -1,0 +1,55 @@
+"""What the hook needs to know about the Kedro project and the session it runs in."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from kedro_prefect_hooks.plan import KedroProject
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib  # type: ignore[no-redef]
+
+
+def describe_project(context: Any) -> KedroProject:
+    """Name, package, path and env of the project behind a KedroContext."""
+    path = Path(context.project_path).resolve()
+    metadata = tomllib.loads((path / "pyproject.toml").read_text())["tool"]["kedro"]
+    loader = context.config_loader
+    return KedroProject(
+        name=metadata["project_name"],
+        package=metadata["package_name"],
+        path=path,
+        env=context.env,
+        run_env=context.env or loader.default_run_env or loader.base_env,
+    )
+
+
+def registered_pipeline_names() -> list[str]:
+    """Every pipeline the project registers, even when the command asked for a few.
+
+    Since Kedro 1.5, `kedro run --pipelines a` makes the registry load only `a`;
+    lift that filter for one read and put it back, so the run loads what it asked.
+    """
+    from kedro.framework.project import pipelines
+
+    requested = getattr(pipelines, "_requested_pipelines", None)
+    if requested is None:
+        return sorted(pipelines.keys())
+    pipelines.set_requested(None)
+    try:
+        return sorted(pipelines.keys())
+    finally:
+        pipelines.set_requested(requested)
+
+
+def inside_prefect_run() -> bool:
+    """True in a Prefect flow or task run: a worker's subprocess, or a flow called in-process."""
+    if os.environ.get("PREFECT__FLOW_RUN_ID"):
+        return True
+    context = sys.modules.get("prefect.context")  # only when prefect is already loaded
+    return bool(context and (context.FlowRunContext.get() or context.TaskRunContext.get()))
