@@ -1,0 +1,145 @@
+"""Pure logic: config validation, the plan, fingerprints, API settings. No server."""
+
+from __future__ import annotations
+
+import inspect
+from pathlib import Path
+
+import pytest
+
+from kedro_prefect_hooks.api import redact, resolve_api
+from kedro_prefect_hooks.config import FLOW_PARAMETERS, ConfigError, parse_config
+from kedro_prefect_hooks.plan import (
+    KedroProject,
+    desired_deployments,
+    outdated,
+    sanitise,
+    stale,
+)
+
+PROJECT = KedroProject(name="Spaceflights", package="spaceflights", path=Path("/srv/sf"), env=None, run_env="local")
+
+
+def plan(raw, pipelines=("a", "b")):
+    return desired_deployments(parse_config(raw), PROJECT, list(pipelines))
+
+
+def test_flow_parameters_match_the_flow_signature():
+    from kedro_prefect_hooks.flow import kedro_pipeline
+
+    names = list(inspect.signature(kedro_pipeline.fn).parameters)
+    assert names == ["pipeline", "env", *FLOW_PARAMETERS]
+
+
+def test_defaults_are_what_the_docs_say():
+    config = parse_config({})
+    assert config.pipelines == "all" and config.on_error == "warn" and config.timeout == 2.0
+    assert config.work_pool.name == "kedro" and config.prune is False and config.enabled is True
+
+
+def test_errors_name_every_bad_key_and_the_file(tmp_path):
+    file = tmp_path / "prefect.yml"
+    file.write_text("pipelines: []\nbogus: 1\n")
+    with pytest.raises(ConfigError) as error:
+        parse_config({"pipelines": [], "bogus": 1}, [file])
+    message = str(error.value)
+    assert f"{file}: key `pipelines`" in message and "empty" in message
+    assert f"{file}: key `bogus`: unknown key" in message
+
+
+@pytest.mark.parametrize(
+    "schedule",
+    [{}, {"cron": "* * * * *", "interval": 60}, {"cron": "0 0 * * *", "anchor_date": "2024-01-01"}],
+)
+def test_a_schedule_is_exactly_one_kind(schedule):
+    with pytest.raises(ConfigError, match="schedule"):
+        parse_config({"defaults": {"schedule": schedule}})
+
+
+def test_schedules_in_api_form():
+    cron, interval, rrule = (
+        parse_config({"defaults": {"schedule": s}}).defaults.schedule.to_api()
+        for s in (
+            {"cron": "0 6 * * 1-5", "timezone": "Europe/Paris"},
+            {"interval": 90, "anchor_date": "2024-01-01T00:00:00"},
+            {"rrule": "FREQ=DAILY;BYHOUR=6"},
+        )
+    )
+    assert cron == {"cron": "0 6 * * 1-5", "timezone": "Europe/Paris"}
+    assert interval == {"interval": 90, "timezone": "UTC", "anchor_date": "2024-01-01T00:00:00"}
+    assert rrule == {"rrule": "FREQ=DAILY;BYHOUR=6", "timezone": "UTC"}
+
+
+def test_overrides_add_tags_merge_parameters_and_replace_the_rest():
+    a, b = plan(
+        {
+            "defaults": {"tags": ["x"], "parameters": {"params": {"k": 1}}, "paused": True, "description": "d"},
+            "deployments": {"a": {"tags": ["y"], "parameters": {"tags": ["fast"]}, "paused": False}},
+        }
+    )
+    assert a.body["tags"][-2:] == ["x", "y"] and b.body["tags"][-1] == "x"
+    assert a.body["parameters"] == {"pipeline": "a", "env": None, "params": {"k": 1}, "tags": ["fast"]}
+    assert (a.body["paused"], b.body["paused"]) == (False, True)
+    assert a.body["description"] == b.body["description"] == "d"
+
+
+def test_selected_pipelines():
+    assert parse_config({"pipelines": "all"}).selected_pipelines(["b", "a"]) == ["a", "b"]
+    assert parse_config({"pipelines": ["b"]}).selected_pipelines(["a", "b"]) == ["b"]
+    with pytest.raises(ConfigError, match=r"\['c'\].*available: \['a', 'b'\]"):
+        parse_config({"pipelines": ["a", "c"]}).selected_pipelines(["a", "b"])
+
+
+@pytest.mark.parametrize(
+    ("raw", "clean"),
+    [("a/b", "a-b"), ("x%y&z", "x-y-z"), ("<in>", "-in-"), ("Spaceflights Demo", "Spaceflights Demo")],
+)
+def test_sanitise(raw, clean):
+    assert sanitise(raw) == clean
+
+
+def test_fingerprint_is_stable_and_covers_every_field():
+    assert [d.version for d in plan({})] == [d.version for d in plan({})]
+    base = plan({})[0].version
+    for change in (
+        {"defaults": {"tags": ["t"]}},
+        {"defaults": {"schedule": {"cron": "0 0 * * *"}}},
+        {"work_pool": {"job_variables": {"env": {"A": "1"}}}},
+        {"work_pool": {"name": "other"}},
+        {"names": {"flow": "{project}-{env}"}},
+    ):
+        assert plan(change)[0].version != base, change
+
+
+def test_outdated_and_stale():
+    a, b = plan({})
+    on_server = [
+        {"id": "1", "flow_id": "f", "name": "a", "version": a.version},
+        {"id": "2", "flow_id": "f", "name": "b", "version": "kph-old"},
+        {"id": "3", "flow_id": "f", "name": "gone", "version": "kph-old"},
+    ]
+    assert outdated([a, b], on_server) == [b]
+    assert [d["id"] for d in stale([a, b], on_server, {"Spaceflights": "f"})] == ["3"]
+
+
+def test_api_url_precedence_and_auth(tmp_path, monkeypatch):
+    monkeypatch.setenv("PREFECT_HOME", str(tmp_path))
+    (tmp_path / "profiles.toml").write_text(
+        'active = "p"\n[profiles.p]\nPREFECT_API_URL = "http://profile/api"\nPREFECT_API_KEY = "k"\n'
+    )
+    monkeypatch.delenv("PREFECT_API_URL", raising=False)
+    monkeypatch.delenv("PREFECT_API_KEY", raising=False)
+    from_profile = resolve_api(None)
+    assert from_profile.url == "http://profile/api" and from_profile.headers == {"Authorization": "Bearer k"}
+    assert "k" not in repr(from_profile).replace("kedro", "")
+    monkeypatch.setenv("PREFECT_API_URL", "http://env/api/")
+    assert resolve_api(None).url == "http://env/api"
+    assert resolve_api("http://config/api").source == "api_url in prefect.yml"
+    (tmp_path / "profiles.toml").unlink()
+    monkeypatch.delenv("PREFECT_API_URL")
+    assert resolve_api(None) is None
+
+
+def test_redact():
+    assert redact("https://u:p@host:1/api") == "https://host:1/api"
+    assert redact("http://host/api") == "http://host/api"

@@ -1,0 +1,138 @@
+"""An API that is down, slow or failing never breaks a Kedro command unless asked; secrets stay out."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import httpx
+import pytest
+from conftest import BIN, free_port, kedro, open_session, project_deployments
+
+from kedro_prefect_hooks.api import PrefectApiError
+
+
+@pytest.fixture
+def silent_api():
+    """A TCP port that accepts connections and never answers."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)
+    yield f"http://127.0.0.1:{listener.getsockname()[1]}/api"
+    listener.close()
+
+
+@pytest.fixture
+def failing_api():
+    """An HTTP server that answers 500 to everything."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def _fail(self):
+            body = json.dumps({"detail": "database is locked"}).encode()
+            self.send_response(500)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        do_GET = do_POST = do_DELETE = _fail
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/api"
+    server.shutdown()
+
+
+def test_unreachable_api_is_one_warning(make_project, hook_log, monkeypatch):
+    url = f"http://127.0.0.1:{free_port()}/api"
+    monkeypatch.setenv("PREFECT_API_URL", url)
+    open_session(make_project("pipelines: all\n"))
+    [warning] = hook_log.messages()
+    assert url in warning and "cannot connect" in warning
+
+
+def test_slow_api_times_out_with_the_configured_timeout(make_project, hook_log, silent_api, monkeypatch):
+    monkeypatch.setenv("PREFECT_API_URL", silent_api)
+    open_session(make_project("pipelines: all\ntimeout: 0.5\n"))
+    [warning] = hook_log.messages()
+    assert silent_api in warning and "no answer within 0.5 s" in warning
+
+
+def test_api_errors_are_one_warning(make_project, hook_log, failing_api, monkeypatch):
+    monkeypatch.setenv("PREFECT_API_URL", failing_api)
+    open_session(make_project("pipelines: all\n"))
+    [warning] = hook_log.messages()
+    assert "answered 500" in warning and "database is locked" in warning
+
+
+def test_on_error_raise_fails_the_session(make_project, failing_api, monkeypatch):
+    monkeypatch.setenv("PREFECT_API_URL", failing_api)
+    with pytest.raises(PrefectApiError, match="answered 500"):
+        open_session(make_project("pipelines: all\non_error: raise\n"))
+
+
+def test_on_error_raise_fails_the_kedro_command(make_project):
+    url = f"http://127.0.0.1:{free_port()}/api"
+    result = kedro(make_project(f"pipelines: all\non_error: raise\napi_url: {url}\n"), "run")
+    assert result.returncode != 0
+    assert url in result.stdout + result.stderr
+
+
+def test_no_api_configured_is_one_warning(make_project, hook_log, monkeypatch):
+    monkeypatch.delenv("PREFECT_API_URL", raising=False)
+    open_session(make_project("pipelines: all\n"))
+    [warning] = hook_log.messages()
+    assert "no Prefect API configured" in warning and "PREFECT_API_URL" in warning
+
+
+def test_api_url_from_the_active_profile(prefect_server, make_project, monkeypatch, tmp_path):
+    monkeypatch.delenv("PREFECT_API_URL", raising=False)
+    monkeypatch.setenv("PREFECT_HOME", str(tmp_path))
+    (tmp_path / "profiles.toml").write_text(
+        f'active = "dev"\n\n[profiles.dev]\nPREFECT_API_URL = "{prefect_server}"\n'
+    )
+    project = make_project("pipelines: [data_science]\n")
+    open_session(project)
+    assert [d["name"] for d in project_deployments(prefect_server, project)] == ["data_science"]
+
+
+def test_concurrent_sessions_end_with_one_deployment_per_pipeline(api_url, make_project):
+    project = make_project("pipelines: all\nwork_pool: {name: concurrent-pool}\n")
+    runs = [
+        subprocess.Popen(
+            [str(BIN / "kedro"), "run"],
+            cwd=project, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        )
+        for _ in range(2)
+    ]
+    outputs = [run.communicate(timeout=180)[0] for run in runs]
+    assert [run.returncode for run in runs] == [0, 0], outputs
+    assert not any("nothing registered" in out for out in outputs), outputs
+    deployments = project_deployments(api_url, project)
+    assert [d["name"] for d in deployments] == ["__default__", "data_processing", "data_science"]
+    pools = httpx.post(f"{api_url}/work_pools/filter", json={}).json()
+    assert [p["name"] for p in pools].count("concurrent-pool") == 1
+
+
+def test_api_key_is_never_logged_or_stored(api_url, make_project):
+    secret = "pnu_do_not_leak_4f9c2e"
+    project = make_project("pipelines: all\n")
+    result = kedro(project, "run", env={"PREFECT_API_KEY": secret})
+    assert result.returncode == 0, result.stderr
+    deployments = project_deployments(api_url, project)
+    assert len(deployments) == 3
+    assert secret not in json.dumps(deployments)
+    assert secret not in result.stdout + result.stderr
+
+
+def test_credentials_in_the_url_are_not_logged(make_project, hook_log, monkeypatch):
+    monkeypatch.setenv("PREFECT_API_URL", f"http://user:hunter2@127.0.0.1:{free_port()}/api")
+    open_session(make_project("pipelines: all\n"))
+    [warning] = hook_log.messages()
+    assert "hunter2" not in warning and "127.0.0.1" in warning

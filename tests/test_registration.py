@@ -1,0 +1,284 @@
+"""A Kedro session registers the selected pipelines with a real Prefect server."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+
+import httpx
+import pytest
+from conftest import kedro, open_session, project_deployments
+
+from kedro_prefect_hooks.config import ConfigError
+from kedro_prefect_hooks.plan import FLOW_ENTRYPOINT
+
+
+def test_session_registers_selected_pipelines(api_url, make_project):
+    project = make_project(
+        """
+        pipelines: [__default__, data_science]
+        work_pool:
+          name: kedro-test-pool
+        """,
+        name="Demo Proj",
+    )
+    open_session(project)
+
+    deployments = project_deployments(api_url, project)
+    assert [(d["flow_name"], d["name"]) for d in deployments] == [
+        ("Demo Proj", "__default__"),
+        ("Demo Proj", "data_science"),
+    ]
+    science = deployments[1]
+    assert science["entrypoint"] == FLOW_ENTRYPOINT
+    assert science["parameters"] == {"pipeline": "data_science", "env": None}
+    assert science["pull_steps"] == [
+        {"prefect.deployments.steps.set_working_directory": {"directory": str(project.resolve())}}
+    ]
+    assert science["work_pool_name"] == "kedro-test-pool"
+    assert "kedro-prefect-hooks" in science["tags"]
+    # the UI's run form needs the flow's parameters
+    assert {"pipeline", "env", "params", "tags"} <= set(
+        science["parameter_openapi_schema"]["properties"]
+    )
+    pool = httpx.get(f"{api_url}/work_pools/kedro-test-pool").json()
+    assert pool["type"] == "process"
+
+
+def test_all_registers_every_pipeline(api_url, make_project):
+    project = make_project("pipelines: all\n")
+    open_session(project)
+    names = [d["name"] for d in project_deployments(api_url, project)]
+    assert names == ["__default__", "data_processing", "data_science"]
+
+
+def test_second_session_changes_nothing(api_url, make_project):
+    project = make_project("pipelines: all\n")
+    open_session(project)
+    first = {d["id"]: d["updated"] for d in project_deployments(api_url, project)}
+    open_session(project)
+    second = {d["id"]: d["updated"] for d in project_deployments(api_url, project)}
+    assert first == second and len(first) == 3
+
+
+def test_current_deployments_cost_no_prefect_import(api_url, make_project):
+    """The fast path: when the server is current, the session never imports prefect."""
+    project = make_project("pipelines: all\n")
+    open_session(project)  # registers
+    script = (
+        "import sys\n"
+        "from pathlib import Path\n"
+        "from kedro.framework.session import KedroSession\n"
+        "from kedro.framework.startup import bootstrap_project\n"
+        "bootstrap_project(Path.cwd())\n"
+        "KedroSession.create(project_path=Path.cwd()).load_context()\n"
+        "print('prefect imported:', 'prefect' in sys.modules)\n"
+    )
+    import subprocess
+
+    out = subprocess.run(
+        [sys.executable, "-c", script], cwd=project, capture_output=True, text=True, check=True
+    ).stdout
+    assert "prefect imported: False" in out
+
+
+def test_update_sends_full_state(api_url, make_project):
+    """Changing the config replaces schedules, tags and job variables; nothing stale stays."""
+    project = make_project(
+        """
+        pipelines: [data_science]
+        work_pool:
+          job_variables: {env: {FOO: "1"}}
+        defaults:
+          tags: [nightly]
+          schedule: {cron: "0 6 * * *", timezone: Europe/Paris}
+          parameters: {params: {start: 5}}
+          concurrency_limit: 2
+          work_queue: fast
+          description: first
+        """
+    )
+    open_session(project)
+    [before] = project_deployments(api_url, project)
+    assert before["schedules"][0]["schedule"]["cron"] == "0 6 * * *"
+    assert before["schedules"][0]["schedule"]["timezone"] == "Europe/Paris"
+    assert before["parameters"]["params"] == {"start": 5}
+    assert before["job_variables"] == {"env": {"FOO": "1"}}
+    assert before["global_concurrency_limit"]["limit"] == 2
+    assert before["work_queue_name"] == "fast"
+    assert "nightly" in before["tags"]
+
+    (project / "conf" / "base" / "prefect.yml").write_text("pipelines: [data_science]\n")
+    open_session(project)
+    [after] = project_deployments(api_url, project)
+    assert after["id"] == before["id"]
+    assert after["schedules"] == []
+    assert after["job_variables"] == {}
+    assert "nightly" not in after["tags"]
+    assert after["parameters"] == {"pipeline": "data_science", "env": None}
+    assert after["work_queue_name"] == "default"
+    assert after["description"] != "first"
+    assert after["version"] != before["version"]
+
+
+def test_per_pipeline_overrides_and_schedule_kinds(api_url, make_project):
+    project = make_project(
+        """
+        pipelines: all
+        defaults:
+          tags: [team-a]
+          paused: true
+        deployments:
+          data_processing:
+            tags: [etl]
+            schedule: {interval: 3600}
+            paused: false
+          data_science:
+            schedule: {rrule: "FREQ=WEEKLY;BYDAY=MO", timezone: UTC}
+        """
+    )
+    open_session(project)
+    by_name = {d["name"]: d for d in project_deployments(api_url, project)}
+    processing, science, default = (
+        by_name["data_processing"], by_name["data_science"], by_name["__default__"]
+    )
+    assert {"team-a", "etl"} <= set(processing["tags"])
+    assert processing["schedules"][0]["schedule"]["interval"] == 3600
+    assert processing["paused"] is False
+    assert "FREQ=WEEKLY" in science["schedules"][0]["schedule"]["rrule"]
+    assert science["paused"] is True and default["paused"] is True
+    assert default["schedules"] == []
+
+
+def test_name_templates_are_sanitised(api_url, make_project):
+    project = make_project(
+        """
+        pipelines: [data_science]
+        names:
+          flow: "{project} & co"
+          deployment: "{pipeline}/{env}"
+        """,
+        name="Acme",
+    )
+    open_session(project)
+    [deployment] = project_deployments(api_url, project)
+    assert (deployment["flow_name"], deployment["name"]) == ("Acme - co", "data_science-local")
+
+
+def test_env_is_passed_and_env_config_merges_softly(api_url, make_project):
+    project = make_project(
+        """
+        pipelines: [data_science]
+        defaults:
+          tags: [base-tag]
+          description: from base
+        """
+    )
+    (project / "conf" / "staging").mkdir()
+    (project / "conf" / "staging" / "prefect.yml").write_text("defaults:\n  description: from staging\n")
+    open_session(project, env="staging")
+    [deployment] = project_deployments(api_url, project)
+    assert deployment["parameters"]["env"] == "staging"
+    assert deployment["description"] == "from staging"
+    assert "base-tag" in deployment["tags"]  # soft merge kept the base key
+    assert "kedro-env:staging" in deployment["tags"]
+
+
+def test_prune_deletes_deselected_only_when_asked(api_url, make_project):
+    project = make_project("pipelines: all\n")
+    open_session(project)
+    conf = project / "conf" / "base" / "prefect.yml"
+    conf.write_text("pipelines: [data_science]\n")
+    open_session(project)
+    assert len(project_deployments(api_url, project)) == 3  # prune is off by default
+
+    conf.write_text("pipelines: [data_science]\nprune: true\n")
+    open_session(project)
+    assert [d["name"] for d in project_deployments(api_url, project)] == ["data_science"]
+
+
+def test_run_with_one_pipeline_still_registers_all_selected(api_url, make_project):
+    """Kedro >= 1.5 loads only the requested pipeline; registration must see them all."""
+    project = make_project("pipelines: all\n")
+    result = kedro(project, "run", "--pipelines", "data_processing")
+    assert result.returncode == 0, result.stderr
+    names = [d["name"] for d in project_deployments(api_url, project)]
+    assert names == ["__default__", "data_processing", "data_science"]
+
+
+def test_inside_a_flow_run_nothing_is_registered(api_url, make_project, monkeypatch):
+    project = make_project("pipelines: all\n")
+    monkeypatch.setenv("PREFECT__FLOW_RUN_ID", "00000000-0000-0000-0000-000000000000")
+    open_session(project)
+    assert project_deployments(api_url, project) == []
+
+
+def test_inside_an_in_process_flow_nothing_is_registered(api_url, make_project):
+    from prefect import flow
+
+    project = make_project("pipelines: all\n")
+
+    @flow
+    def opens_a_session():
+        open_session(project)
+
+    opens_a_session()
+    assert project_deployments(api_url, project) == []
+
+
+def test_registers_when_an_event_loop_is_running(api_url, make_project):
+    """Jupyter runs an event loop in the thread that opens the session."""
+    project = make_project("pipelines: [data_science]\n")
+
+    async def in_a_notebook():
+        open_session(project)
+
+    asyncio.run(in_a_notebook())
+    assert [d["name"] for d in project_deployments(api_url, project)] == ["data_science"]
+
+
+def test_no_prefect_yml_warns_and_goes_on(api_url, make_project, hook_log):
+    project = make_project(prefect_yml=None)
+    open_session(project)
+    warnings = hook_log.messages()
+    assert len(warnings) == 1 and "kedro prefect init" in warnings[0]
+    assert project_deployments(api_url, project) == []
+
+
+def test_disabled_registers_nothing(api_url, make_project, hook_log):
+    project = make_project("enabled: false\n")
+    open_session(project)
+    assert project_deployments(api_url, project) == [] and hook_log.messages() == []
+
+
+@pytest.mark.parametrize(
+    ("prefect_yml", "expected"),
+    [
+        ("pipelines: all\nwork_pol: {name: x}\n", ["work_pol", "unknown key"]),
+        ("pipelines: all\ntimeout: soon\n", ["timeout", "number"]),
+        ("pipelines: [data_science, nope]\n", ["pipelines", "nope", "available", "data_processing"]),
+        ("pipelines: []\n", ["pipelines", "empty"]),
+        ("pipelines: all\ndeployments: {ghost: {paused: true}}\n", ["deployments", "ghost", "available"]),
+        ("defaults:\n  schedule: {cron: '61 * * * *'}\n", ["defaults.schedule.cron", "invalid cron"]),
+        ("defaults:\n  schedule: {cron: '0 * * * *', timezone: Mars/Olympus}\n", ["timezone", "IANA"]),
+        ("defaults:\n  parameters: {pipeline: x}\n", ["defaults.parameters", "unknown flow parameter"]),
+        ("names: {deployment: '{project}'}\n", ["names", "both become deployment"]),
+    ],
+)
+def test_invalid_config_fails_and_registers_nothing(api_url, make_project, prefect_yml, expected):
+    project = make_project(prefect_yml)
+    with pytest.raises(ConfigError) as error:
+        open_session(project)
+    message = str(error.value)
+    assert "prefect.yml" in message
+    for fragment in expected:
+        assert fragment in message
+    assert project_deployments(api_url, project) == []
+
+
+def test_invalid_config_fails_the_kedro_command(api_url, make_project):
+    project = make_project("pipelines: [nope]\n")
+    result = kedro(project, "run")
+    assert result.returncode != 0
+    assert "conf/base/prefect.yml" in result.stderr + result.stdout
+    assert project_deployments(api_url, project) == []
