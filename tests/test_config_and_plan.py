@@ -17,7 +17,9 @@ from kedro_prefect_hooks.plan import (
     stale,
 )
 
-PROJECT = KedroProject(name="Spaceflights", package="spaceflights", path=Path("/srv/sf"), env=None, run_env="local")
+PROJECT = KedroProject(
+    name="Spaceflights", package="spaceflights", path=Path("/srv/sf"), env=None, run_env="local"
+)
 
 
 def plan(raw, pipelines=("a", "b")):
@@ -73,7 +75,9 @@ def test_schedules_in_api_form():
 def test_overrides_add_tags_merge_parameters_and_replace_the_rest():
     a, b = plan(
         {
-            "defaults": {"tags": ["x"], "parameters": {"params": {"k": 1}}, "paused": True, "description": "d"},
+            "defaults": {
+                "tags": ["x"], "parameters": {"params": {"k": 1}}, "paused": True, "description": "d"
+            },
             "deployments": {"a": {"tags": ["y"], "parameters": {"tags": ["fast"]}, "paused": False}},
         }
     )

@@ -10,7 +10,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
 import pytest
-from conftest import BIN, free_port, kedro, open_session, project_deployments
+from conftest import kedro, open_session, project_deployments
+from kedro_projects import BIN
+
+from kedro_prefect_hooks.server import free_port
 
 from kedro_prefect_hooks.api import PrefectApiError
 

@@ -215,6 +215,11 @@ def test_inside_a_flow_run_nothing_is_registered(api_url, make_project, monkeypa
 
 def test_inside_an_in_process_flow_nothing_is_registered(api_url, make_project):
     from prefect import flow
+    from prefect.settings import (
+        PREFECT_API_URL,
+        PREFECT_LOGGING_TO_API_ENABLED,
+        temporary_settings,
+    )
 
     project = make_project("pipelines: all\n")
 
@@ -222,7 +227,9 @@ def test_inside_an_in_process_flow_nothing_is_registered(api_url, make_project):
     def opens_a_session():
         open_session(project)
 
-    opens_a_session()
+    # prefect keeps the settings it saw at import; point it at the test server explicitly
+    with temporary_settings({PREFECT_API_URL: api_url, PREFECT_LOGGING_TO_API_ENABLED: False}):
+        opens_a_session()
     assert project_deployments(api_url, project) == []
 
 
