@@ -10,10 +10,11 @@ from typing import Any
 from kedro_prefect_hooks.api import ApiSettings
 from kedro_prefect_hooks.config import PrefectConfig
 from kedro_prefect_hooks.plan import (
+    SET_TAG_PREFIX,
     DesiredDeployment,
     KedroProject,
     desired_deployments,
-    outdated,
+    fingerprint,
     ownership_tags,
     stale,
 )
@@ -24,7 +25,7 @@ logger = logging.getLogger(__name__)
 @dataclass
 class Outcome:
     written: list[str] = field(default_factory=list)
-    unchanged: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)  # only when nothing was written
     pruned: list[str] = field(default_factory=list)
     created_work_pool: bool = False
 
@@ -35,14 +36,17 @@ def register(
     """Upsert the selected pipelines' deployments; prune the deselected ones if asked.
 
     The plan is built (and any config error raised) before the first request.
-    When the server already holds every fingerprint, this is one request.
+    When the server already holds the desired set, this is one count request
+    (two with `prune`). Otherwise every desired deployment is written in full,
+    since a Prefect update replaces fields.
     """
     desired = desired_deployments(config, project, pipelines)
+    version = fingerprint(desired)
+    owned = ownership_tags(project)
     with api.client(config.timeout) as client:
-        on_server = client.deployments_tagged(ownership_tags(project))
-        to_write = outdated(desired, on_server)
-        extras = len(on_server) != len(desired)
-        if not to_write and not (config.prune and extras):
+        if client.count_deployments([*owned, SET_TAG_PREFIX + version]) == len(desired) and (
+            not config.prune or client.count_deployments(owned) == len(desired)
+        ):
             return Outcome(unchanged=[d.full_name for d in desired])
 
         _import_prefect_keeping_logging()
@@ -51,25 +55,25 @@ def register(
             config.work_pool.name, _process_pool_template
         )
         flow_ids = {name: client.ensure_flow(name) for name in {d.flow_name for d in desired}}
-        schema = _flow_parameter_schema() if to_write else None
-        for deployment in to_write:
-            client.upsert_deployment(_api_body(deployment, flow_ids, schema))
+        schema = _flow_parameter_schema()
+        for deployment in desired:
+            client.upsert_deployment(_api_body(deployment, flow_ids[deployment.flow_name], version, schema))
             outcome.written.append(deployment.full_name)
-        outcome.unchanged = [d.full_name for d in desired if d not in to_write]
         if config.prune:
-            for old in stale(desired, on_server, flow_ids):
+            for old in stale(desired, client.deployments_tagged(owned), flow_ids):
                 client.delete_deployment(old["id"])
                 outcome.pruned.append(old["name"])
     return outcome
 
 
 def _api_body(
-    deployment: DesiredDeployment, flow_ids: dict[str, str], schema: dict[str, Any] | None
+    deployment: DesiredDeployment, flow_id: str, version: str, schema: dict[str, Any]
 ) -> dict[str, Any]:
     return {
         **deployment.body,
-        "flow_id": flow_ids[deployment.flow_name],
-        "version": deployment.version,
+        "tags": [*deployment.body["tags"], SET_TAG_PREFIX + version],
+        "flow_id": flow_id,
+        "version": version,
         "parameter_openapi_schema": schema,
     }
 

@@ -7,9 +7,9 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
-
-import httpx
 
 
 def free_port() -> int:
@@ -21,8 +21,9 @@ def free_port() -> int:
 def is_healthy(api_url: str, timeout: float = 1.0) -> bool:
     """One plain GET on <api>/health: answers in milliseconds, unlike Prefect's retrying client."""
     try:
-        return httpx.get(f"{api_url}/health", timeout=timeout).status_code == 200
-    except httpx.HTTPError:
+        with urllib.request.urlopen(f"{api_url}/health", timeout=timeout) as response:
+            return response.status == 200
+    except (urllib.error.URLError, OSError):
         return False
 
 

@@ -12,7 +12,7 @@ from kedro_prefect_hooks.config import FLOW_PARAMETERS, ConfigError, parse_confi
 from kedro_prefect_hooks.plan import (
     KedroProject,
     desired_deployments,
-    outdated,
+    fingerprint,
     sanitise,
     stale,
 )
@@ -102,28 +102,29 @@ def test_sanitise(raw, clean):
     assert sanitise(raw) == clean
 
 
-def test_fingerprint_is_stable_and_covers_every_field():
-    assert [d.version for d in plan({})] == [d.version for d in plan({})]
-    base = plan({})[0].version
+def test_fingerprint_is_stable_and_covers_every_field_and_the_selection():
+    base = fingerprint(plan({}))
+    assert fingerprint(plan({})) == base
     for change in (
         {"defaults": {"tags": ["t"]}},
         {"defaults": {"schedule": {"cron": "0 0 * * *"}}},
+        {"deployments": {"b": {"paused": True}}},
         {"work_pool": {"job_variables": {"env": {"A": "1"}}}},
         {"work_pool": {"name": "other"}},
         {"names": {"flow": "{project}-{env}"}},
     ):
-        assert plan(change)[0].version != base, change
+        assert fingerprint(plan(change)) != base, change
+    assert fingerprint(plan({}, pipelines=["a"])) != base
 
 
-def test_outdated_and_stale():
+def test_stale_matches_by_flow_and_name():
     a, b = plan({})
     on_server = [
-        {"id": "1", "flow_id": "f", "name": "a", "version": a.version},
-        {"id": "2", "flow_id": "f", "name": "b", "version": "kph-old"},
-        {"id": "3", "flow_id": "f", "name": "gone", "version": "kph-old"},
+        {"id": "1", "flow_id": "f", "name": "a"},
+        {"id": "2", "flow_id": "other-flow", "name": "b"},
+        {"id": "3", "flow_id": "f", "name": "gone"},
     ]
-    assert outdated([a, b], on_server) == [b]
-    assert [d["id"] for d in stale([a, b], on_server, {"Spaceflights": "f"})] == ["3"]
+    assert [d["id"] for d in stale([a, b], on_server, {"Spaceflights": "f"})] == ["2", "3"]
 
 
 def test_api_url_precedence_and_auth(tmp_path, monkeypatch):

@@ -13,9 +13,8 @@ import pytest
 from conftest import kedro, open_session, project_deployments
 from kedro_projects import BIN
 
-from kedro_prefect_hooks.server import free_port
-
 from kedro_prefect_hooks.api import PrefectApiError
+from kedro_prefect_hooks.server import free_port
 
 
 @pytest.fixture

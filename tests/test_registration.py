@@ -289,3 +289,14 @@ def test_invalid_config_fails_the_kedro_command(api_url, make_project):
     assert result.returncode != 0
     assert "conf/base/prefect.yml" in result.stderr + result.stdout
     assert project_deployments(api_url, project) == []
+
+
+def test_a_deployment_deleted_on_the_server_comes_back(api_url, make_project):
+    project = make_project("pipelines: all\n")
+    open_session(project)
+    victim = project_deployments(api_url, project)[0]
+    httpx.delete(f"{api_url}/deployments/{victim['id']}").raise_for_status()
+    open_session(project)
+    assert [d["name"] for d in project_deployments(api_url, project)] == [
+        "__default__", "data_processing", "data_science"
+    ]
