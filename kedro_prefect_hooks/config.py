@@ -24,7 +24,7 @@ from pydantic import (
 
 CONFIG_KEY = "prefect"
 CONFIG_PATTERNS = ["prefect*", "prefect*/**", "**/prefect*"]
-INIT_HINT = "run `kedro prefect init` or copy the example in the kedro-prefect-hooks README"
+INIT_HINT = "create conf/base/prefect.yml (e.g. `pipelines: all`; see the kedro-prefect-hooks README)"
 
 # Flow parameters a deployment may preset; kept equal to kedro_prefect_hooks.flow's
 # signature by a test, so that this module does not import prefect.

@@ -248,7 +248,7 @@ def test_no_prefect_yml_warns_and_goes_on(api_url, make_project, hook_log):
     project = make_project(prefect_yml=None)
     open_session(project)
     warnings = hook_log.messages()
-    assert len(warnings) == 1 and "kedro prefect init" in warnings[0]
+    assert len(warnings) == 1 and "create conf/base/prefect.yml" in warnings[0]
     assert project_deployments(api_url, project) == []
 
 
