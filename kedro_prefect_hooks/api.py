@@ -40,26 +40,16 @@ class PrefectApiError(RuntimeError):
 
 @dataclass(frozen=True)
 class ApiSettings:
-    """Where the API is and how to authenticate; the secrets never reach a repr."""
+    """Where the API is and how to authenticate.
+
+    Secrets live only in `headers` (kept out of the repr); `url` never holds
+    credentials, so it is safe in messages.
+    """
 
     url: str
     source: str
     headers: dict[str, str] = field(default_factory=dict, repr=False)
 
-    @property
-    def display_url(self) -> str:
-        return redact(self.url)
-
-    def client(self, timeout: float) -> PrefectApi:
-        return PrefectApi(self, timeout)
-
-
-def redact(url: str) -> str:
-    """The URL without any user:password part, for messages."""
-    parts = urlsplit(url)
-    if "@" not in parts.netloc:
-        return url
-    return urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]))
 
 
 def resolve_api(configured_url: str | None) -> ApiSettings | None:
@@ -113,12 +103,6 @@ class PrefectApi:
             "Content-Type": "application/json",
         }
 
-    def __enter__(self) -> PrefectApi:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        pass
-
     def _request(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
         """(status, decoded JSON body); 404 and 409 are returned, other errors raised."""
         request = urllib.request.Request(
@@ -151,7 +135,7 @@ class PrefectApi:
 
     def _error(self, cause: str) -> PrefectApiError:
         return PrefectApiError(
-            f"Prefect API at {self.settings.display_url} ({self.settings.source}): {cause}"
+            f"Prefect API at {self.settings.url} ({self.settings.source}): {cause}"
         )
 
     def _json(self, method: str, path: str, body: Any = None) -> Any:

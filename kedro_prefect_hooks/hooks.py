@@ -58,8 +58,11 @@ class PrefectHook:
             return
         if outcome.written or outcome.pruned:
             logger.info(
-                "kedro-prefect-hooks: registered %s%s at %s",
+                "kedro-prefect-hooks: registered %s%s%s at %s",
                 ", ".join(outcome.written) or "nothing new",
                 f"; pruned {', '.join(outcome.pruned)}" if outcome.pruned else "",
-                api.display_url,
+                f"; created process work pool '{config.work_pool.name}'"
+                if outcome.created_work_pool
+                else "",
+                api.url,
             )

@@ -7,7 +7,7 @@ import sys
 from dataclasses import dataclass, field
 from typing import Any
 
-from kedro_prefect_hooks.api import ApiSettings
+from kedro_prefect_hooks.api import ApiSettings, PrefectApi
 from kedro_prefect_hooks.config import PrefectConfig
 from kedro_prefect_hooks.plan import (
     SET_TAG_PREFIX,
@@ -43,26 +43,26 @@ def register(
     desired = desired_deployments(config, project, pipelines)
     version = fingerprint(desired)
     owned = ownership_tags(project)
-    with api.client(config.timeout) as client:
-        if client.count_deployments([*owned, SET_TAG_PREFIX + version]) == len(desired) and (
-            not config.prune or client.count_deployments(owned) == len(desired)
-        ):
-            return Outcome(unchanged=[d.full_name for d in desired])
+    client = PrefectApi(api, config.timeout)
+    if client.count_deployments([*owned, SET_TAG_PREFIX + version]) == len(desired) and (
+        not config.prune or client.count_deployments(owned) == len(desired)
+    ):
+        return Outcome(unchanged=[d.full_name for d in desired])
 
-        _import_prefect_keeping_logging()
-        outcome = Outcome()
-        outcome.created_work_pool = client.ensure_work_pool(
-            config.work_pool.name, _process_pool_template
-        )
-        flow_ids = {name: client.ensure_flow(name) for name in {d.flow_name for d in desired}}
-        schema = _flow_parameter_schema()
-        for deployment in desired:
-            client.upsert_deployment(_api_body(deployment, flow_ids[deployment.flow_name], version, schema))
-            outcome.written.append(deployment.full_name)
-        if config.prune:
-            for old in stale(desired, client.deployments_tagged(owned), flow_ids):
-                client.delete_deployment(old["id"])
-                outcome.pruned.append(old["name"])
+    _import_prefect_keeping_logging()
+    outcome = Outcome()
+    outcome.created_work_pool = client.ensure_work_pool(
+        config.work_pool.name, _process_pool_template
+    )
+    flow_ids = {name: client.ensure_flow(name) for name in {d.flow_name for d in desired}}
+    schema = _flow_parameter_schema()
+    for deployment in desired:
+        client.upsert_deployment(_api_body(deployment, flow_ids[deployment.flow_name], version, schema))
+        outcome.written.append(deployment.full_name)
+    if config.prune:
+        for old in stale(desired, client.deployments_tagged(owned), flow_ids):
+            client.delete_deployment(old["id"])
+            outcome.pruned.append(old["name"])
     return outcome
 
 

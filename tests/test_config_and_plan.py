@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from kedro_prefect_hooks.api import redact, resolve_api
+from kedro_prefect_hooks.api import resolve_api
 from kedro_prefect_hooks.config import FLOW_PARAMETERS, ConfigError, parse_config
 from kedro_prefect_hooks.plan import (
     KedroProject,
@@ -145,6 +145,9 @@ def test_api_url_precedence_and_auth(tmp_path, monkeypatch):
     assert resolve_api(None) is None
 
 
-def test_redact():
-    assert redact("https://u:p@host:1/api") == "https://host:1/api"
-    assert redact("http://host/api") == "http://host/api"
+def test_credentials_in_the_url_move_to_a_header(monkeypatch):
+    monkeypatch.delenv("PREFECT_API_KEY", raising=False)
+    with_credentials = resolve_api("https://u:p@host:1/api")
+    assert with_credentials.url == "https://host:1/api"
+    assert with_credentials.headers == {"Authorization": "Basic dTpw"}  # base64("u:p")
+    assert resolve_api("http://host/api").url == "http://host/api"
