@@ -112,6 +112,43 @@ class Schedule(_Model):
         return body
 
 
+class TaskOptions(_Model):
+    """Prefect task settings for the nodes carrying one Kedro tag (`run.node_tags.<tag>`)."""
+
+    retries: int | None = Field(default=None, ge=0)
+    retry_delay_seconds: float | None = Field(default=None, ge=0)
+    timeout_seconds: float | None = Field(default=None, gt=0)
+
+
+class RunOptions(_Model):
+    """How a flow run executes the pipeline's nodes; read inside the run, so no re-registration."""
+
+    task_runner: Literal["threads", "sequential"] = "threads"
+    max_workers: int = Field(default=8, ge=1)
+    group_by: Literal["none", "namespace"] = "none"
+    retries: int = Field(default=0, ge=0)
+    retry_delay_seconds: float = Field(default=0, ge=0)
+    timeout_seconds: float | None = Field(default=None, gt=0)
+    node_tags: dict[str, TaskOptions] = Field(default_factory=dict)
+
+    def task_options(self, tags: set[str] | frozenset[str]) -> TaskOptions:
+        """Retries, delay and timeout for a node (or group) with `tags`.
+
+        Tag settings replace the defaults; when several tags set one key, the largest wins.
+        """
+        chosen = TaskOptions(
+            retries=self.retries,
+            retry_delay_seconds=self.retry_delay_seconds,
+            timeout_seconds=self.timeout_seconds,
+        )
+        matching = [self.node_tags[tag] for tag in sorted(tags) if tag in self.node_tags]
+        for key in TaskOptions.model_fields:
+            values = [getattr(m, key) for m in matching if getattr(m, key) is not None]
+            if values:
+                setattr(chosen, key, max(values))
+        return chosen
+
+
 class DeploymentOptions(_Model):
     """What a deployment carries besides its name; `defaults` and per-pipeline overrides."""
 
@@ -122,6 +159,7 @@ class DeploymentOptions(_Model):
     work_queue: str | None = None
     concurrency_limit: int | None = Field(default=None, ge=1)
     paused: bool | None = None
+    run: RunOptions = Field(default_factory=RunOptions)
 
     @field_validator("parameters")
     @classmethod
@@ -135,13 +173,19 @@ class DeploymentOptions(_Model):
         return value
 
     def merged_over(self, defaults: DeploymentOptions) -> DeploymentOptions:
-        """Per-pipeline options over the defaults: tags add up, parameters merge, the rest replace."""
+        """Per-pipeline options over the defaults.
+
+        Tags add up; parameters, `run` keys and `run.node_tags` entries merge; the rest replace.
+        """
         merged = defaults.model_dump(exclude_unset=False)
         for key, value in self.model_dump(exclude_unset=True).items():
             if key == "tags":
                 merged["tags"] = list(dict.fromkeys([*(defaults.tags or []), *(value or [])]))
             elif key == "parameters":
                 merged["parameters"] = {**(defaults.parameters or {}), **(value or {})}
+            elif key == "run":
+                node_tags = {**merged["run"]["node_tags"], **value.pop("node_tags", {})}
+                merged["run"] = {**merged["run"], **value, "node_tags": node_tags}
             else:
                 merged[key] = value
         return DeploymentOptions.model_validate(merged)
@@ -220,6 +264,11 @@ class PrefectConfig(_Model):
                     f"available: {sorted(available)}",
                 )
         return sorted(available) if self.pipelines == "all" else list(self.pipelines)
+
+    def options_for(self, pipeline: str) -> DeploymentOptions:
+        """The defaults with `deployments.<pipeline>` merged over them."""
+        override = self.deployments.get(pipeline)
+        return override.merged_over(self.defaults) if override else self.defaults
 
     def error(self, key: str, message: str) -> ConfigError:
         """A ConfigError naming this config's files, for checks made after parsing."""

@@ -62,8 +62,7 @@ def desired_deployments(
     """One deployment per selected pipeline, with its full desired state."""
     desired = []
     for pipeline in pipelines:
-        options = config.deployments.get(pipeline)
-        options = options.merged_over(config.defaults) if options else config.defaults
+        options = config.options_for(pipeline)
         fields = {"project": project.name, "pipeline": pipeline, "env": project.run_env}
         schedule = options.schedule
         body = {
