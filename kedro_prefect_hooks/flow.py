@@ -1,14 +1,21 @@
 """The flow every registered deployment runs (entrypoint `kedro_prefect_hooks.flow.kedro_pipeline`).
 
 It is importable by module path, so a worker started anywhere can load it; the
-deployment's pull step puts the run in the project directory.
+deployment's pull step puts the run in the project directory, and the Kedro
+project is rebuilt from there on each run.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
-from prefect import flow
+from prefect import flow, get_run_logger
+from prefect.artifacts import create_markdown_artifact
+
+from kedro_prefect_hooks.config import PrefectConfig, load_config
+from kedro_prefect_hooks.report import RunReport, artifact_key
+from kedro_prefect_hooks.run_logging import kedro_logs_to_prefect
 
 
 @flow(name="kedro-pipeline")
@@ -27,6 +34,81 @@ def kedro_pipeline(
     `params` override parameters.yml (Kedro runtime params); the other arguments
     filter nodes as `kedro run` does.
     """
-    raise NotImplementedError(
-        "Running a pipeline as a Prefect flow is not built yet (kedro-prefect-hooks issue 3)."
+    from kedro.framework.session import KedroSession
+    from kedro.framework.startup import bootstrap_project
+
+    from kedro_prefect_hooks.runner import PrefectRunner
+
+    project_path = Path.cwd()
+    metadata = bootstrap_project(project_path)
+    _check_env(project_path, env)
+    _check_pipeline(pipeline)
+    options = _run_options(project_path, env, params, pipeline)
+    report = RunReport(pipeline, env, [])
+    logger_names = ["kedro", metadata.package_name, "kedro_prefect_hooks"]
+    try:
+        with kedro_logs_to_prefect(logger_names), KedroSession.create(
+            project_path=project_path, env=env, runtime_params=params
+        ) as session:
+            report.save_version = session.session_id
+            session.run(
+                pipeline_names=[pipeline],
+                runner=PrefectRunner(options, report),
+                tags=tags,
+                node_names=node_names,
+                from_nodes=from_nodes,
+                to_nodes=to_nodes,
+                namespaces=namespaces,
+            )
+    finally:
+        _publish(report)
+
+
+def _check_env(project_path: Path, env: str | None) -> None:
+    """Kedro would silently read only `base` for a missing env folder; a run should not."""
+    from kedro.framework.project import settings
+
+    conf_source = project_path / settings.CONF_SOURCE
+    if env is None or not conf_source.is_dir() or (conf_source / env).is_dir():
+        return
+    available = sorted(p.name for p in conf_source.iterdir() if p.is_dir())
+    raise ValueError(
+        f"Kedro env '{env}' does not exist: there is no folder {conf_source / env}; "
+        f"available envs: {available}. Fix the deployment's `env` parameter."
     )
+
+
+def _check_pipeline(pipeline: str) -> None:
+    from kedro.framework.project import pipelines
+
+    available = sorted(pipelines.keys())
+    if pipeline not in available:
+        raise ValueError(
+            f"Kedro pipeline '{pipeline}' is not registered by the project in {Path.cwd()}; "
+            f"available pipelines: {available}."
+        )
+
+
+def _run_options(project_path: Path, env: str | None, params: dict | None, pipeline: str):
+    """The `run` options for this pipeline from prefect.yml, through the project's config loader."""
+    from kedro.framework.project import settings
+
+    config_loader = settings.CONFIG_LOADER_CLASS(
+        conf_source=str(project_path / settings.CONF_SOURCE),
+        env=env,
+        runtime_params=params,
+        **settings.CONFIG_LOADER_ARGS,
+    )
+    config = load_config(config_loader) or PrefectConfig()
+    return config.options_for(pipeline).run
+
+
+def _publish(report: RunReport) -> None:
+    try:
+        create_markdown_artifact(
+            markdown=report.markdown(),
+            key=artifact_key(report.pipeline),
+            description=f"Kedro pipeline '{report.pipeline}': nodes and datasets of this run",
+        )
+    except Exception as exc:  # a report must not hide the run's own outcome
+        get_run_logger().warning("Could not publish the run report artifact: %s", exc)
