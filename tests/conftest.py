@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import httpx
@@ -33,6 +34,8 @@ def prefect_server(tmp_path_factory, isolated_prefect_home):
     """`prefect server start` on a free 127.0.0.1 port with SQLite, once per test session."""
     process, url = start_server(tmp_path_factory.mktemp("server-home"))
     yield url
+    if "prefect.logging.handlers" in sys.modules:  # in-process flow runs: send their last logs
+        sys.modules["prefect.logging.handlers"].APILogWorker.drain_all(timeout=5)
     stop_server(process)
 
 
@@ -112,3 +115,22 @@ def kedro(project: Path, *args: str, env: dict | None = None, timeout: float = 1
         cwd=project, capture_output=True, text=True, timeout=timeout,
         env={**os.environ, **(env or {})},
     )
+
+
+@pytest.fixture(scope="session")
+def process_worker(prefect_server, tmp_path_factory):
+    """A real `prefect worker start` for the `kedro` pool, polling every second."""
+    log = tmp_path_factory.mktemp("worker") / "worker.log"
+    env = {**os.environ, "PREFECT_API_URL": prefect_server, "PREFECT_WORKER_QUERY_SECONDS": "1"}
+    with open(log, "w") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "prefect", "worker", "start", "--pool", "kedro", "--type", "process"],
+            env=env, stdout=out, stderr=subprocess.STDOUT,
+        )
+    yield log
+    process.terminate()
+    try:
+        process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()

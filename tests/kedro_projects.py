@@ -80,3 +80,185 @@ def copy_project(
     if prefect_yml is not None:
         (project / "conf" / "base" / "prefect.yml").write_text(textwrap.dedent(prefect_yml))
     return project
+
+
+# Pipelines, catalog and a hook recorder for the flow-run tests.
+FLOW_PIPELINES = {
+    "failing": """
+        from kedro.pipeline import Pipeline, node
+
+
+        def ok(x):
+            return x
+
+
+        def boom(x):
+            raise ValueError("boom: the input was " + repr(x))
+
+
+        def create_pipeline(**kwargs):
+            return Pipeline([
+                node(ok, "params:start", "ok_out", name="ok"),
+                node(boom, "ok_out", "boom_out", name="boom"),
+                node(ok, "boom_out", "after_out", name="after"),
+            ])
+    """,
+    "flaky": """
+        from pathlib import Path
+
+        from kedro.pipeline import Pipeline, node
+
+
+        def fails_once(x):
+            marker = Path("data") / "flaky-attempted"
+            if not marker.exists():
+                marker.write_text("1")
+                raise RuntimeError("first attempt fails")
+            return x
+
+
+        def create_pipeline(**kwargs):
+            return Pipeline([node(fails_once, "params:start", "flaky_out", name="fails_once", tags=["flaky"])])
+    """,
+    "sleepy": """
+        import time
+
+        from kedro.pipeline import Pipeline, node
+
+
+        def nap(seconds):
+            time.sleep(seconds)
+            return seconds
+
+
+        def create_pipeline(**kwargs):
+            return Pipeline([
+                node(nap, "params:nap", f"slept_{i}", name=f"nap_{i}") for i in range(4)
+            ])
+    """,
+    "namespaced": """
+        from kedro.pipeline import Pipeline, node, pipeline
+
+
+        def inc(x):
+            return x + 1
+
+
+        def create_pipeline(**kwargs):
+            base = Pipeline([node(inc, "x", "y", name="first"), node(inc, "y", "z", name="second")])
+            return (
+                Pipeline([node(inc, "params:start", "seed", name="seed")])
+                + pipeline(base, namespace="alpha", inputs={"x": "seed"})
+                + pipeline(base, namespace="beta", inputs={"x": "seed"})
+            )
+    """,
+}
+
+FLOW_NODES = """
+import logging
+
+logger = logging.getLogger(__name__)
+
+
+def double(x):
+    logger.info("doubling %s", x)
+    return x * 2
+"""
+
+FLOW_REGISTRY = """
+from kedro.framework.project import find_pipelines
+from kedro.pipeline import Pipeline
+
+
+def register_pipelines():
+    # Since Kedro 1.5 find_pipelines loads only the pipelines a run asks for.
+    pipelines = find_pipelines(raise_errors=True)
+    default = [pipelines[name] for name in ("data_processing", "data_science") if name in pipelines]
+    pipelines["__default__"] = sum(default, Pipeline([]))
+    return pipelines
+"""
+
+FLOW_CATALOG = """
+doubled:
+  type: json.JSONDataset
+  filepath: data/02_intermediate/doubled.json
+  versioned: true
+result:
+  type: json.JSONDataset
+  filepath: data/08_reporting/result.json
+ok_out:
+  type: json.JSONDataset
+  filepath: data/02_intermediate/ok_out.json
+"""
+
+HOOK_RECORDER = '''
+
+import json as _json
+import os as _os
+from pathlib import Path as _Path
+
+from kedro.framework.hooks import hook_impl as _hook_impl
+
+
+class HookRecorder:
+    """Writes every hook call of a flow run to data/hooks-<flow run id>.jsonl."""
+
+    def _write(self, hook, **fields):
+        run = _os.environ.get("PREFECT__FLOW_RUN_ID", "in-process")
+        with open(_Path("data") / f"hooks-{run}.jsonl", "a") as out:
+            out.write(_json.dumps({"hook": hook, **fields}) + "\\n")
+
+    @_hook_impl
+    def before_pipeline_run(self, run_params, pipeline, catalog):
+        self._write("before_pipeline_run", run_id=run_params["run_id"], env=run_params["env"])
+
+    @_hook_impl
+    def after_pipeline_run(self, run_params, run_result, pipeline, catalog):
+        self._write("after_pipeline_run", run_id=run_params["run_id"])
+
+    @_hook_impl
+    def on_pipeline_error(self, error, run_params, pipeline, catalog):
+        self._write("on_pipeline_error", error=str(error))
+
+    @_hook_impl
+    def before_node_run(self, node, catalog, inputs, is_async, run_id):
+        self._write("before_node_run", node=node.name, run_id=run_id)
+
+    @_hook_impl
+    def after_node_run(self, node, catalog, inputs, outputs, is_async, run_id):
+        self._write("after_node_run", node=node.name)
+
+    @_hook_impl
+    def on_node_error(self, error, node, catalog, inputs, is_async, run_id):
+        self._write("on_node_error", node=node.name, error=str(error))
+
+    @_hook_impl
+    def after_dataset_saved(self, dataset_name, data, node):
+        self._write("after_dataset_saved", dataset=dataset_name)
+
+
+HOOKS = (*HOOKS, HookRecorder())
+'''
+
+
+def add_flow_pipelines(project: Path) -> Path:
+    """Turns a copied project into the one the flow-run tests run: more pipelines, files, hooks."""
+    package = next(p for p in (project / "src").iterdir() if p.name.startswith("proj_"))
+    for pipeline, code in FLOW_PIPELINES.items():
+        folder = package / "pipelines" / pipeline
+        folder.mkdir(parents=True)
+        (folder / "__init__.py").write_text("from .pipeline import create_pipeline  # noqa\n")
+        (folder / "pipeline.py").write_text(textwrap.dedent(code))
+    processing = package / "pipelines" / "data_processing"
+    (processing / "nodes.py").write_text(FLOW_NODES)
+    code = (processing / "pipeline.py").read_text()
+    (processing / "pipeline.py").write_text(
+        code.replace("def double(x):\n    return x * 2\n", "from .nodes import double\n")
+    )
+    (project / "data").mkdir(exist_ok=True)
+    (package / "pipeline_registry.py").write_text(FLOW_REGISTRY)
+    (project / "conf" / "base" / "catalog.yml").write_text(FLOW_CATALOG)
+    (project / "conf" / "base" / "parameters.yml").write_text("start: 3\nnap: 0.5\n")
+    with open(package / "settings.py", "a") as settings:
+        settings.write(HOOK_RECORDER)
+    return project

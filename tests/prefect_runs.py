@@ -1,0 +1,50 @@
+"""Triggering deployments and reading what their runs did, through the Prefect REST API."""
+
+from __future__ import annotations
+
+import time
+
+import httpx
+
+TERMINAL = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
+
+
+def trigger(api_url: str, deployment_id: str, parameters: dict | None = None) -> str:
+    """What `prefect deployment run` does: a scheduled flow run for the worker to pick up."""
+    response = httpx.post(
+        f"{api_url}/deployments/{deployment_id}/create_flow_run",
+        json={"parameters": parameters or {}},
+        timeout=10,
+    )
+    response.raise_for_status()
+    return response.json()["id"]
+
+
+def wait_for_run(api_url: str, flow_run_id: str, timeout: float = 180) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        run = httpx.get(f"{api_url}/flow_runs/{flow_run_id}", timeout=10).json()
+        if run["state"] and run["state"]["type"] in TERMINAL:
+            return run
+        time.sleep(0.5)
+    raise TimeoutError(f"flow run {flow_run_id} not finished after {timeout} s: {run['state']}")
+
+
+def _filter(api_url: str, what: str, body: dict) -> list[dict]:
+    response = httpx.post(f"{api_url}/{what}/filter", json=body, timeout=10)
+    response.raise_for_status()
+    return response.json()
+
+
+def task_runs(api_url: str, flow_run_id: str) -> dict[str, dict]:
+    """The flow run's task runs by name."""
+    runs = _filter(api_url, "task_runs", {"flow_runs": {"id": {"any_": [flow_run_id]}}})
+    return {run["name"]: run for run in runs}
+
+
+def run_logs(api_url: str, flow_run_id: str) -> list[dict]:
+    return _filter(api_url, "logs", {"logs": {"flow_run_id": {"any_": [flow_run_id]}}, "limit": 200})
+
+
+def run_artifacts(api_url: str, flow_run_id: str) -> list[dict]:
+    return _filter(api_url, "artifacts", {"artifacts": {"flow_run_id": {"any_": [flow_run_id]}}})

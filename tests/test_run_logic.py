@@ -1,0 +1,100 @@
+"""Pure pieces of a flow run: grouping nodes into tasks, task options per tag, the run report."""
+
+from __future__ import annotations
+
+import pytest
+from kedro.pipeline import Pipeline, node, pipeline
+
+from kedro_prefect_hooks.config import parse_config
+from kedro_prefect_hooks.report import RunReport, artifact_key, describe_dataset
+from kedro_prefect_hooks.runner import work_units
+
+
+def inc(x):
+    return x + 1
+
+
+def test_one_unit_per_node_parents_first():
+    nodes = Pipeline([node(inc, "b", "c", name="second"), node(inc, "a", "b", name="first")])
+    units = work_units(nodes, "none")
+    assert [(u.name, u.parents) for u in units] == [("first", []), ("second", ["first"])]
+
+
+def test_namespace_groups_keep_their_nodes_in_order():
+    base = Pipeline([node(inc, "x", "y", name="one", tags=["t1"]), node(inc, "y", "z", name="two", tags=["t2"])])
+    whole = Pipeline([node(inc, "s", "seed", name="seed")]) + pipeline(
+        base, namespace="ns.inner", inputs={"x": "seed"}
+    )
+    units = work_units(whole, "namespace")
+    assert [u.name for u in units] == ["seed", "ns"]
+    grouped = units[1]
+    assert [n.name for n in grouped.nodes] == ["ns.inner.one", "ns.inner.two"]
+    assert grouped.parents == ["seed"] and grouped.tags == ["t1", "t2"]
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")  # Kedro warns about the interrupted namespace too
+def test_namespace_groups_that_feed_each_other_are_an_error():
+    cyclic = Pipeline([
+        node(inc, "a", "ns.b", name="first", namespace="ns"),
+        node(inc, "ns.b", "c", name="outside"),
+        node(inc, "c", "ns.d", name="second", namespace="ns"),
+    ])
+    with pytest.raises(ValueError, match="depend on each other.*group_by: none"):
+        work_units(cyclic, "namespace")
+
+
+def test_task_options_from_defaults_and_tags():
+    config = parse_config({
+        "defaults": {"run": {"retries": 1, "timeout_seconds": 60, "node_tags": {
+            "flaky": {"retries": 3}, "slow": {"timeout_seconds": 3600}, "flakier": {"retries": 5},
+        }}},
+    })
+    run = config.options_for("any").run
+    assert run.task_options(set()).model_dump() == {"retries": 1, "retry_delay_seconds": 0, "timeout_seconds": 60}
+    assert run.task_options({"slow"}).timeout_seconds == 3600
+    both = run.task_options({"flaky", "flakier", "other"})
+    assert (both.retries, both.timeout_seconds) == (5, 60)  # the largest of the matching tags
+
+
+def test_per_pipeline_run_options_merge_key_by_key():
+    config = parse_config({
+        "defaults": {"run": {"max_workers": 3, "node_tags": {"a": {"retries": 1}}}},
+        "deployments": {"p": {"run": {"task_runner": "sequential", "node_tags": {"b": {"retries": 2}}}}},
+    })
+    run = config.options_for("p").run
+    assert (run.task_runner, run.max_workers) == ("sequential", 3)
+    assert set(run.node_tags) == {"a", "b"}
+    assert config.options_for("other").run.task_runner == "threads"
+
+
+@pytest.mark.parametrize("run", [{"task_runner": "dask"}, {"max_workers": 0}, {"group_by": "layer"},
+                                 {"node_tags": {"t": {"retries": -1}}}, {"retry": 2}])
+def test_bad_run_options_are_config_errors(run):
+    from kedro_prefect_hooks.config import ConfigError
+
+    with pytest.raises(ConfigError, match="defaults.run"):
+        parse_config({"defaults": {"run": run}})
+
+
+def test_report_lists_node_states_and_written_datasets():
+    from kedro.io import MemoryDataset
+    from kedro_datasets.json import JSONDataset
+
+    report = RunReport("data_science", "local", ["a", "b", "c"])
+    report.started("a")
+    report.finished("a", 0.25)
+    report.started("b")
+    report.finished("b", 0.5, ValueError("bad | input"))
+    report.written.append(describe_dataset("out", JSONDataset(filepath="data/out.json")))
+    assert describe_dataset("mem", MemoryDataset()) is None
+    text = report.markdown()
+    assert "| `a` | completed | 0.250 | 1 |" in text
+    assert "| `b` | failed: ValueError: bad \\| input | 0.500 | 1 |" in text
+    assert "| `c` | not run | 0.000 | 0 |" in text
+    assert "3 (1 completed, 1 failed, 1 not run)" in text
+    assert "| `out` | JSONDataset | data/out.json |" in text
+
+
+def test_artifact_keys_are_what_prefect_accepts():
+    assert artifact_key("__default__") == "kedro-default"
+    assert artifact_key("Data Science.v2") == "kedro-data-science-v2"
