@@ -98,3 +98,29 @@ def test_report_lists_node_states_and_written_datasets():
 def test_artifact_keys_are_what_prefect_accepts():
     assert artifact_key("__default__") == "kedro-default"
     assert artifact_key("Data Science.v2") == "kedro-data-science-v2"
+
+
+def test_datasets_are_released_once_no_later_node_loads_them():
+    from collections import Counter
+    from itertools import chain
+
+    from kedro_prefect_hooks.runner import _release_datasets
+
+    whole = Pipeline([
+        node(inc, "a", "b", name="n1"),
+        node(inc, "b", "c", name="n2"),
+        node(inc, "b", "d", name="n3"),
+    ])
+    released = []
+
+    class Catalog:
+        def release(self, name):
+            released.append(name)
+
+    counts = Counter(chain.from_iterable(n.inputs for n in whole.nodes))
+    by_name = {n.name: n for n in whole.nodes}
+    for name in ("n1", "n2"):
+        _release_datasets(by_name[name], Catalog(), counts, whole.inputs(), whole.outputs())
+    assert released == []  # "b" is still needed by n3; "a" is a pipeline input, "c" an output
+    _release_datasets(by_name["n3"], Catalog(), counts, whole.inputs(), whole.outputs())
+    assert released == ["b"]

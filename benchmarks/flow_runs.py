@@ -1,0 +1,226 @@
+"""What running a pipeline as a Prefect flow costs, side by side in one run against a real server.
+
+For a 200-node chain and a 100-node fan-out (one source, 99 branches), each
+node passing a small value on:
+  - plain Kedro: `KedroSession.run` in-process with its default SequentialRunner;
+  - our flow (`kedro_prefect_hooks.flow.kedro_pipeline`) called in-process;
+  - bare Prefect: a flow of @task functions doing the same work with the same
+    dependencies: direct calls for the chain, `submit` to a thread pool of the
+    same size for the fan-out.
+Then 8 independent nodes that each sleep 1 s, our flow with threads vs sequential.
+
+Variants are interleaved; each time includes sending the run's logs and events
+to the server (a worker's flow process does that before it exits), then the
+server gets 3 untimed seconds to store them. Medians are printed as ms per node
+and as ratios.
+The measured runs happen in a child process whose console output is discarded
+(Kedro and Prefect print a few lines per node), so the terminal does not skew them.
+
+Kedro's default logging renders 3 rich console lines per node under a lock, which
+threads contend for; `--plain-logging` runs everything with Kedro's plain
+`default_logging.yml` instead (KEDRO_LOGGING_CONFIG), to show that share.
+
+Run: .venv/bin/python benchmarks/flow_runs.py [--repeat 5] [--plain-logging]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "tests"))
+
+CHAIN, FANOUT, SLEEPERS, MAX_WORKERS = 200, 100, 8, 8
+
+NODES = """
+import time
+
+
+def passthrough(x):
+    return x
+
+
+def nap(seconds):
+    time.sleep(seconds)
+    return seconds
+"""
+
+REGISTRY = f"""
+from kedro.pipeline import Pipeline, node
+
+from .bench_nodes import nap, passthrough
+
+
+def register_pipelines():
+    chain = [node(passthrough, "params:start", "c0", name="c0")]
+    chain += [node(passthrough, f"c{{i - 1}}", f"c{{i}}", name=f"c{{i}}") for i in range(1, {CHAIN})]
+    fanout = [node(passthrough, "params:start", "source", name="source")]
+    fanout += [node(passthrough, "source", f"f{{i}}", name=f"f{{i}}") for i in range(1, {FANOUT})]
+    sleepers = [node(nap, "params:nap", f"s{{i}}", name=f"s{{i}}") for i in range({SLEEPERS})]
+    return {{
+        "__default__": Pipeline(chain),
+        "chain": Pipeline(chain),
+        "fanout": Pipeline(fanout),
+        "sleepers": Pipeline(sleepers),
+        "sleepers_sequential": Pipeline(sleepers),
+    }}
+"""
+
+PREFECT_YML = f"""
+defaults:
+  run: {{max_workers: {MAX_WORKERS}}}
+deployments:
+  sleepers_sequential:
+    run: {{task_runner: sequential}}
+"""
+
+
+def make_project(root: Path) -> Path:
+    from kedro_projects import copy_project, new_project
+
+    project = copy_project(new_project(root), root, PREFECT_YML, hook=False)
+    package = next(p for p in (project / "src").iterdir() if p.name.startswith("proj_"))
+    (package / "bench_nodes.py").write_text(NODES)
+    (package / "pipeline_registry.py").write_text(textwrap.dedent(REGISTRY))
+    (project / "conf" / "base" / "parameters.yml").write_text("start: 3\nnap: 1\n")
+    return project
+
+
+def measure(project: Path, api_url: str, repeat: int, out: Path) -> None:
+    """The child process: every variant, interleaved, timings written to `out`."""
+    os.chdir(project)
+    from kedro.framework.session import KedroSession
+    from kedro.framework.startup import bootstrap_project
+    from prefect import flow, task
+    from prefect.cache_policies import NO_CACHE
+    from prefect.events.worker import EventsWorker
+    from prefect.logging.handlers import APILogWorker
+    from prefect.futures import wait
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+    from prefect.task_runners import ThreadPoolTaskRunner
+
+    from kedro_prefect_hooks.flow import kedro_pipeline
+
+    bootstrap_project(project)
+
+    @task(cache_policy=NO_CACHE, persist_result=False)
+    def passthrough(x):
+        return x
+
+    @flow
+    def bare_chain():
+        # Direct calls, the cheapest way to chain Prefect tasks (submitting each
+        # with the previous future measured 2.7x slower: threads wait on each other).
+        value = 3
+        for _ in range(CHAIN):
+            value = passthrough(value)
+
+    @flow(task_runner=ThreadPoolTaskRunner(max_workers=MAX_WORKERS))
+    def bare_fanout():
+        source = passthrough.submit(3)
+        wait([passthrough.submit(source) for _ in range(1, FANOUT)])
+
+    def plain_kedro(pipeline):
+        with KedroSession.create(project_path=project) as session:
+            session.run(pipeline_names=[pipeline])
+
+    def ours(pipeline):
+        state = kedro_pipeline(pipeline=pipeline, return_state=True)
+        assert state.is_completed(), state.message
+
+    variants = {
+        "chain: plain kedro": lambda: plain_kedro("chain"),
+        "chain: our flow": lambda: ours("chain"),
+        "chain: bare prefect": bare_chain,
+        "fanout: plain kedro": lambda: plain_kedro("fanout"),
+        "fanout: our flow": lambda: ours("fanout"),
+        "fanout: bare prefect": bare_fanout,
+        "8 x 1 s sleep: our flow, threads": lambda: ours("sleepers"),
+        "8 x 1 s sleep: our flow, sequential": lambda: ours("sleepers_sequential"),
+    }
+    def run_and_ship(run) -> float:
+        """Seconds for a run plus sending its logs and events, as a worker's flow process does before exiting."""
+        start = time.perf_counter()
+        run()
+        APILogWorker.drain_all(timeout=60)
+        EventsWorker.drain_all(timeout=60)
+        elapsed = time.perf_counter() - start
+        # Untimed: let the server (same 2 cores) finish storing them, so one
+        # variant's backlog does not slow the next one down.
+        time.sleep(3)
+        return elapsed
+
+    timings: dict[str, list[float]] = {name: [] for name in variants}
+    with temporary_settings({PREFECT_API_URL: api_url}):
+        for name, run in variants.items():  # warm-up: imports, first flow registration
+            if "sleep" not in name:
+                run_and_ship(run)
+        for _ in range(repeat):
+            for name, run in variants.items():
+                timings[name].append(run_and_ship(run))
+    out.write_text(json.dumps(timings))
+
+
+def report(timings: dict[str, list[float]]) -> None:
+    median = {name: statistics.median(values) for name, values in timings.items()}
+    for shape, nodes in (("chain", CHAIN), ("fanout", FANOUT)):
+        print(f"\n{shape} ({nodes} nodes), median (min) of {len(timings[f'{shape}: our flow'])} runs:")
+        for who in ("plain kedro", "our flow", "bare prefect"):
+            seconds, fastest = median[f"{shape}: {who}"], min(timings[f"{shape}: {who}"])
+            print(f"  {who:13s} {seconds:7.2f} s ({fastest:5.2f})  {1000 * seconds / nodes:6.2f} ms/node")
+        ours, bare = median[f"{shape}: our flow"], median[f"{shape}: bare prefect"]
+        print(f"  our flow / bare prefect = {ours / bare:.2f}   (target <= 1.10)")
+        print(f"  our flow / plain kedro  = {ours / median[f'{shape}: plain kedro']:.1f}")
+    threads = median["8 x 1 s sleep: our flow, threads"]
+    sequential = median["8 x 1 s sleep: our flow, sequential"]
+    print(f"\n8 independent nodes sleeping 1 s: threads {threads:.2f} s, sequential {sequential:.2f} s, "
+          f"ratio {threads / sequential:.2f}   (target <= 0.33)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=5, help="runs per variant (default 5)")
+    parser.add_argument("--plain-logging", action="store_true", help="Kedro's plain logging config, not rich")
+    parser.add_argument("--child", nargs=3, metavar=("PROJECT", "API_URL", "OUT"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        measure(Path(args.child[0]), args.child[1], args.repeat, Path(args.child[2]))
+        return
+
+    from kedro_prefect_hooks.server import start_server, stop_server
+
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        env = {**os.environ, "KEDRO_DISABLE_TELEMETRY": "1", "DO_NOT_TRACK": "1",
+               "PREFECT_HOME": str(root / "client-home")}
+        if args.plain_logging:
+            import kedro.framework.project
+
+            plain = Path(kedro.framework.project.__file__).parent / "default_logging.yml"
+            env["KEDRO_LOGGING_CONFIG"] = str(plain)
+        os.environ.update(env)
+        server, api_url = start_server(root / "server-home")
+        try:
+            project = make_project(root)
+            out = root / "timings.json"
+            print(f"measuring ({args.repeat} rounds; a few minutes)...", flush=True)
+            subprocess.run(
+                [sys.executable, __file__, "--repeat", str(args.repeat), "--child", str(project), api_url, str(out)],
+                env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            )
+            report(json.loads(out.read_text()))
+        finally:
+            stop_server(server)
+
+
+if __name__ == "__main__":
+    main()
