@@ -190,6 +190,11 @@ class PrefectApi:
     def delete_deployment(self, deployment_id: str) -> None:
         self._request("DELETE", f"/deployments/{deployment_id}")
 
+    def pool_workers(self, pool: str) -> list[dict[str, Any]]:
+        """The workers Prefect knows for `pool`, with status and last heartbeat; [] for no pool."""
+        status, payload = self._request("POST", f"/work_pools/{pool}/workers/filter", {})
+        return [] if status == 404 else payload
+
 
 def _decode(raw: bytes) -> Any:
     try:

@@ -196,6 +196,14 @@ class WorkPool(_Model):
     job_variables: dict[str, Any] = Field(default_factory=dict)
 
 
+class WorkerOptions(_Model):
+    """The opt-in background worker for the work pool (`worker:`)."""
+
+    start: bool = False
+    limit: int | None = Field(default=None, ge=1)  # flow runs at once; None: no limit
+    query_seconds: float = Field(default=2.0, gt=0, le=60)  # how often it asks for runs
+
+
 class Names(_Model):
     """Name templates; fields {project}, {pipeline}, {env}."""
 
@@ -231,6 +239,7 @@ class PrefectConfig(_Model):
     prune: bool = False
     names: Names = Field(default_factory=Names)
     work_pool: WorkPool = Field(default_factory=WorkPool)
+    worker: WorkerOptions = Field(default_factory=WorkerOptions)
     defaults: DeploymentOptions = Field(default_factory=DeploymentOptions)
     deployments: dict[str, DeploymentOptions] = Field(default_factory=dict)
     _files: list[Path] = PrivateAttr(default_factory=list)
@@ -307,6 +316,19 @@ def load_config(config_loader: Any) -> PrefectConfig | None:
     except MissingConfigException:
         return None
     return parse_config(raw, config_files(config_loader))
+
+
+def load_project_config(project_path: Path, env: str | None, runtime_params: dict | None = None) -> PrefectConfig:
+    """The config of a bootstrapped project, without opening a session (so no hook runs)."""
+    from kedro.framework.project import settings
+
+    config_loader = settings.CONFIG_LOADER_CLASS(
+        conf_source=str(Path(project_path) / settings.CONF_SOURCE),
+        env=env,
+        runtime_params=runtime_params,
+        **settings.CONFIG_LOADER_ARGS,
+    )
+    return load_config(config_loader) or PrefectConfig()
 
 
 def parse_config(raw: Any, files: list[Path] | None = None) -> PrefectConfig:

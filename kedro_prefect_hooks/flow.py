@@ -13,7 +13,7 @@ from typing import Any
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
 
-from kedro_prefect_hooks.config import PrefectConfig, load_config
+from kedro_prefect_hooks.config import load_project_config
 from kedro_prefect_hooks.report import RunReport, artifact_key
 from kedro_prefect_hooks.run_logging import kedro_logs_to_prefect
 
@@ -43,7 +43,7 @@ def kedro_pipeline(
     metadata = bootstrap_project(project_path)
     _check_env(project_path, env)
     _check_pipeline(pipeline)
-    options = _run_options(project_path, env, params, pipeline)
+    options = load_project_config(project_path, env, params).options_for(pipeline).run
     report = RunReport(pipeline, env, [])
     logger_names = ["kedro", metadata.package_name, "kedro_prefect_hooks"]
     try:
@@ -87,20 +87,6 @@ def _check_pipeline(pipeline: str) -> None:
             f"Kedro pipeline '{pipeline}' is not registered by the project in {Path.cwd()}; "
             f"available pipelines: {available}."
         )
-
-
-def _run_options(project_path: Path, env: str | None, params: dict | None, pipeline: str):
-    """The `run` options for this pipeline from prefect.yml, through the project's config loader."""
-    from kedro.framework.project import settings
-
-    config_loader = settings.CONFIG_LOADER_CLASS(
-        conf_source=str(project_path / settings.CONF_SOURCE),
-        env=env,
-        runtime_params=params,
-        **settings.CONFIG_LOADER_ARGS,
-    )
-    config = load_config(config_loader) or PrefectConfig()
-    return config.options_for(pipeline).run
 
 
 def _publish(report: RunReport) -> None:

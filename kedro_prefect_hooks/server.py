@@ -1,4 +1,9 @@
-"""Start a local Prefect server (SQLite, 127.0.0.1) and wait until it answers."""
+"""A local Prefect server (SQLite, 127.0.0.1): for tests, and per project for users.
+
+`start_server` keeps the process as a child (tests, benchmarks). `start_local_server`
+detaches it and records it under `<project>/.kedro-prefect/`, so the hook can use it
+when no API is configured, and `kedro prefect server stop` can stop it later.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +14,19 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
+
+from kedro_prefect_hooks.processes import (
+    Record,
+    file_lock,
+    is_running,
+    read_record,
+    start_detached,
+    state_dir,
+    stop,
+    write_record,
+)
 
 
 def free_port() -> int:
@@ -27,16 +44,11 @@ def is_healthy(api_url: str, timeout: float = 1.0) -> bool:
         return False
 
 
-def start_server(
-    prefect_home: Path, port: int | None = None, ui: bool = False, wait: float = 120
-) -> tuple[subprocess.Popen, str]:
-    """`prefect server start` in the background; returns the process and its API URL.
+def _server_command(port: int) -> list[str]:
+    return [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)]
 
-    Its database and log live in `prefect_home`; it takes 8-18 s to come up here.
-    """
-    port = port or free_port()
-    prefect_home.mkdir(parents=True, exist_ok=True)
-    log_path = prefect_home / "server.log"
+
+def _server_env(prefect_home: Path, ui: bool) -> dict[str, str]:
     env = {
         **os.environ,
         "PREFECT_HOME": str(prefect_home),
@@ -44,20 +56,90 @@ def start_server(
         "PREFECT_UI_ENABLED": str(ui).lower(),
     }
     env.pop("PREFECT_API_URL", None)
-    with open(log_path, "w") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)],
-            stdout=log, stderr=subprocess.STDOUT, env=env,
-        )
-    api_url = f"http://127.0.0.1:{port}/api"
+    return env
+
+
+def _wait_healthy(api_url: str, alive: Callable[[], bool], log_path: Path, wait: float) -> None:
+    """Until the API answers; it takes 8-18 s here. Raises with the log's tail if it dies."""
     deadline = time.monotonic() + wait
     while not is_healthy(api_url):
-        if process.poll() is not None or time.monotonic() > deadline:
-            process.kill()
-            tail = log_path.read_text()[-2000:]
+        if not alive() or time.monotonic() > deadline:
+            tail = log_path.read_text()[-2000:] if log_path.exists() else ""
             raise RuntimeError(f"prefect server did not start; see {log_path}:\n{tail}")
         time.sleep(0.3)
+
+
+def start_server(
+    prefect_home: Path, port: int | None = None, ui: bool = False, wait: float = 120
+) -> tuple[subprocess.Popen, str]:
+    """`prefect server start` as a child process; returns the process and its API URL."""
+    port = port or free_port()
+    prefect_home.mkdir(parents=True, exist_ok=True)
+    log_path = prefect_home / "server.log"
+    with open(log_path, "w") as log:
+        process = subprocess.Popen(
+            _server_command(port), stdout=log, stderr=subprocess.STDOUT, env=_server_env(prefect_home, ui)
+        )
+    api_url = f"http://127.0.0.1:{port}/api"
+    try:
+        _wait_healthy(api_url, lambda: process.poll() is None, log_path, wait)
+    except RuntimeError:
+        process.kill()
+        raise
     return process, api_url
+
+
+def local_record_path(project_path: Path) -> Path:
+    return state_dir(project_path) / "server.json"
+
+
+def local_server_url(project_path: Path) -> str | None:
+    """The API URL of this project's local server, if it runs; no network call."""
+    record = read_record(local_record_path(project_path))
+    return record.url if is_running(record) else None
+
+
+def start_local_server(project_path: Path, port: int | None = None, wait: float = 120) -> tuple[Record, bool]:
+    """This project's detached local server with the UI, SQLite in .kedro-prefect/prefect-home.
+
+    Returns (record, started): a running one is reused. Port 4200 when free.
+    """
+    path = local_record_path(project_path)
+    with file_lock(path.with_suffix(".lock")):
+        record = read_record(path)
+        if is_running(record):
+            return record, False
+        port = port or (4200 if _port_free(4200) else free_port())
+        home = state_dir(project_path) / "prefect-home"
+        home.mkdir(parents=True, exist_ok=True)
+        log = state_dir(project_path) / "server.log"
+        pid = start_detached(_server_command(port), log, project_path, _server_env(home, ui=True))
+        record = Record(pid=pid, marker=f"--port {port} ", log=str(log), url=f"http://127.0.0.1:{port}/api")
+        write_record(path, record)
+    try:
+        _wait_healthy(record.url, lambda: is_running(record), log, wait)
+    except RuntimeError:
+        stop(record, timeout=5)
+        path.unlink(missing_ok=True)
+        raise
+    return record, True
+
+
+def stop_local_server(project_path: Path, timeout: float = 20) -> str:
+    path = local_record_path(project_path)
+    record = read_record(path)
+    outcome = stop(record, timeout) if record else "not running"
+    path.unlink(missing_ok=True)
+    return outcome
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
 
 
 def stop_server(process: subprocess.Popen, timeout: float = 20) -> None:
