@@ -3,20 +3,27 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Any
 
 from kedro.framework.hooks import hook_impl
 
-from kedro_prefect_hooks.api import PrefectApiError, resolve_api
-from kedro_prefect_hooks.config import INIT_HINT, load_config
+from kedro_prefect_hooks.api import ApiSettings, PrefectApiError, resolve_api
+from kedro_prefect_hooks.config import INIT_HINT, PrefectConfig, load_config
 from kedro_prefect_hooks.project import (
     describe_project,
     inside_prefect_run,
     registered_pipeline_names,
 )
 from kedro_prefect_hooks.registration import register
+from kedro_prefect_hooks.server import local_server_url
+from kedro_prefect_hooks.worker import ensure_worker
 
 logger = logging.getLogger(__name__)
+if logging.getLogger("kedro_prefect_hooks").level == logging.NOTSET:
+    # Kedro's logging config sets INFO for `kedro` only; without this, the lines
+    # saying what was registered and where the worker logs would never show.
+    logging.getLogger("kedro_prefect_hooks").setLevel(logging.INFO)
 
 
 class PrefectHook:
@@ -43,13 +50,8 @@ class PrefectHook:
             return
         pipelines = config.selected_pipelines(available)
         project = describe_project(context)
-        api = resolve_api(config.api_url)
         try:
-            if api is None:
-                raise PrefectApiError(
-                    "no Prefect API configured: set PREFECT_API_URL, `api_url` in prefect.yml, "
-                    "or a Prefect profile with PREFECT_API_URL"
-                )
+            api = find_api(config, project.path)
             outcome = register(config, project, pipelines, api)
         except PrefectApiError as exc:
             if config.on_error == "raise":
@@ -66,3 +68,24 @@ class PrefectHook:
                 else "",
                 api.url,
             )
+        if config.worker.start:
+            started = ensure_worker(project.path, project.package, config.work_pool.name, config.worker, api)
+            if started:
+                logger.info(
+                    "kedro-prefect-hooks: started a process worker for pool '%s' (pid %s); log: %s; "
+                    "stop it with `kedro prefect worker stop`",
+                    config.work_pool.name, started.pid, started.log,
+                )
+
+
+def find_api(config: PrefectConfig, project_path: Path) -> ApiSettings:
+    """The configured API, else this project's local server if it runs, else an error with the two ways out."""
+    api = resolve_api(config.api_url)
+    if api is None and (url := local_server_url(project_path)):
+        api = ApiSettings(url=url, source="the local server of `kedro prefect server start`", headers={})
+    if api is None:
+        raise PrefectApiError(
+            "No Prefect API: start a local one with `kedro prefect server start`, "
+            "or set PREFECT_API_URL (or `api_url` in prefect.yml)."
+        )
+    return api
