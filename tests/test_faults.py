@@ -86,11 +86,12 @@ def test_on_error_raise_fails_the_kedro_command(make_project):
     assert url in result.stdout + result.stderr
 
 
-def test_no_api_configured_is_one_warning(make_project, hook_log, monkeypatch):
+def test_no_api_and_no_local_server_is_a_one_line_hint(make_project, hook_log, monkeypatch):
     monkeypatch.delenv("PREFECT_API_URL", raising=False)
     open_session(make_project("pipelines: all\n"))
     [warning] = hook_log.messages()
-    assert "no Prefect API configured" in warning and "PREFECT_API_URL" in warning
+    assert "No Prefect API" in warning and "\n" not in warning
+    assert "`kedro prefect server start`" in warning and "PREFECT_API_URL" in warning
 
 
 def test_api_url_from_the_active_profile(prefect_server, make_project, monkeypatch, tmp_path):

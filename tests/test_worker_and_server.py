@@ -1,0 +1,129 @@
+"""The opt-in worker and the project's local server: real processes, a real server, real projects."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+import pytest
+from conftest import kedro, open_session, project_deployments
+from prefect_runs import trigger, wait_for_run
+
+from kedro_prefect_hooks.processes import Record, read_record, write_record
+from kedro_prefect_hooks.server import free_port, local_server_url, stop_local_server
+from kedro_prefect_hooks.worker import record_path, running_workers, stop_worker, worker_name
+
+
+@pytest.fixture
+def worker_project(make_project):
+    """A project whose prefect.yml turns the worker on, for a pool of its own; its processes stopped after."""
+    pool = f"pool-{uuid.uuid4().hex[:6]}"
+    project = make_project(f"pipelines: all\nwork_pool: {{name: {pool}}}\nworker: {{start: true, query_seconds: 1}}\n")
+    yield project, pool
+    for running_pool in running_workers(project):
+        stop_worker(project, running_pool, timeout=5)
+    stop_local_server(project, timeout=5)
+
+
+def processes_with(marker: str) -> list[int]:
+    found = []
+    for proc in Path("/proc").iterdir():
+        try:
+            if proc.name.isdigit() and marker in (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode():
+                if (proc / "stat").read_text().rsplit(")", 1)[1].split()[0] != "Z":
+                    found.append(int(proc.name))
+        except OSError:
+            continue
+    return found
+
+
+def online_workers(api_url: str, pool: str, timeout: float = 30) -> list[dict]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        workers = httpx.post(f"{api_url}/work_pools/{pool}/workers/filter", json={}, timeout=10).json()
+        online = [w for w in workers if w["status"] == "ONLINE"]
+        if online:
+            return online
+        time.sleep(0.5)
+    return []
+
+
+def test_without_the_flag_no_worker_starts(api_url, make_project):
+    project = make_project("pipelines: all\n")
+    open_session(project)
+    assert running_workers(project) == {}
+    assert not record_path(project, "kedro").exists()
+
+
+def test_the_flag_starts_one_worker_across_sessions_and_it_runs_deployments(api_url, worker_project):
+    project, pool = worker_project
+    package = next(p.name for p in (project / "src").iterdir() if p.name.startswith("proj_"))
+    runs = [
+        subprocess.Popen([str(Path(os.sys.executable).parent / "kedro"), "run", "--pipelines", "data_processing"],
+                         cwd=project, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                         env={**os.environ, "COLUMNS": "1000"})  # rich would wrap the lines
+        for _ in range(3)
+    ]
+    outputs = [run.communicate(timeout=120)[0] for run in runs]
+    assert all(run.returncode == 0 for run in runs), outputs
+    open_session(project)  # and one more, afterwards
+    assert len(processes_with(f"--name {worker_name(package, pool)}")) == 1
+    assert [w["name"] for w in online_workers(api_url, pool)] == [worker_name(package, pool)]
+    assert sum("started a process worker" in out for out in outputs) == 1  # printed with its log path
+    record = read_record(record_path(project, pool))
+    assert f"log: {record.log}" in next(out for out in outputs if "started a process worker" in out)
+
+    deployment = next(d for d in project_deployments(api_url, project) if d["name"] == "data_processing")
+    assert wait_for_run(api_url, trigger(api_url, deployment["id"]), timeout=120)["state"]["type"] == "COMPLETED"
+
+    result = kedro(project, "prefect", "worker", "stop")
+    assert result.returncode == 0 and f"worker for pool '{pool}': stopped" in result.stdout
+    assert processes_with(f"--name {worker_name(package, pool)}") == []
+    assert not record_path(project, pool).exists()
+
+
+def test_a_stale_record_is_replaced(api_url, worker_project):
+    project, pool = worker_project
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    write_record(record_path(project, pool), Record(pid=dead.pid, marker="kedro-x", log="old.log"))
+    open_session(project)
+    replaced = read_record(record_path(project, pool))
+    assert replaced.pid != dead.pid and running_workers(project)[pool] == replaced
+
+    stop_worker(project, pool, timeout=5)  # a live pid that is not our worker (pid reuse) is stale too
+    write_record(record_path(project, pool), Record(pid=os.getpid(), marker="kedro-x", log="old.log"))
+    open_session(project)
+    assert read_record(record_path(project, pool)).pid != os.getpid()
+
+
+def test_inside_a_flow_run_no_worker_starts(api_url, worker_project, monkeypatch):
+    project, pool = worker_project
+    monkeypatch.setenv("PREFECT__FLOW_RUN_ID", "00000000-0000-0000-0000-000000000000")
+    open_session(project)
+    assert running_workers(project) == {}
+
+
+def test_local_server_start_status_use_and_stop(worker_project, monkeypatch, hook_log):
+    project, pool = worker_project
+    monkeypatch.delenv("PREFECT_API_URL", raising=False)
+    port = free_port()
+    started = kedro(project, "prefect", "server", "start", "--port", str(port))
+    assert started.returncode == 0, started.stderr
+    assert f"UI http://127.0.0.1:{port}" in started.stdout
+    assert local_server_url(project) == f"http://127.0.0.1:{port}/api"
+    assert "running, healthy" in kedro(project, "prefect", "server", "status").stdout
+
+    open_session(project)  # no API configured: the hook uses the local server, and starts the worker
+    assert [d["name"] for d in project_deployments(local_server_url(project), project)]
+    assert pool in running_workers(project)
+
+    stopped = kedro(project, "prefect", "server", "stop")
+    lines = stopped.stdout.splitlines()
+    assert lines.index(f"worker for pool '{pool}': stopped") < lines.index("local server: stopped")
+    assert local_server_url(project) is None and running_workers(project) == {}
+    assert "not running" in kedro(project, "prefect", "server", "status").stdout
