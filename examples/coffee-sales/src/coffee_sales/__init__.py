@@ -1,0 +1,4 @@
+"""Coffee Sales
+"""
+
+__version__ = "0.1"
