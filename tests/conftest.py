@@ -8,6 +8,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib
+
 import httpx
 import pytest
 from kedro_projects import BIN, copy_project, new_project
@@ -97,7 +102,7 @@ def hook_log():
 
 def project_deployments(api_url: str, project: Path) -> list[dict]:
     """The project's deployments on the server, each with its flow's name as `flow_name`."""
-    package = next(p.name for p in (project / "src").iterdir() if p.name.startswith("proj_"))
+    package = tomllib.loads((project / "pyproject.toml").read_text())["tool"]["kedro"]["package_name"]
     with httpx.Client(base_url=api_url, timeout=10) as client:
         found = client.post(
             "/deployments/filter",
