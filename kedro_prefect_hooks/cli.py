@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import subprocess
 from pathlib import Path
 
@@ -82,9 +83,11 @@ def worker_start(metadata, env: str | None) -> None:
     process = subprocess.Popen(worker_command(package, pool, config.worker), cwd=project_path,
                                env=worker_env(api, config.worker))
     write_record(path, Record(pid=process.pid, marker=worker_name(package, pool), log="(terminal)", url=api.url))
+    # A service manager stops us with SIGTERM: pass it on, so the worker does not outlive us.
+    signal.signal(signal.SIGTERM, lambda *_: process.terminate())
     try:
         process.wait()
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # the worker got the terminal's SIGINT too
         process.wait()
     finally:
         path.unlink(missing_ok=True)

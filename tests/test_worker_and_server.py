@@ -44,7 +44,8 @@ def processes_with(marker: str) -> list[int]:
 def online_workers(api_url: str, pool: str, timeout: float = 30) -> list[dict]:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        workers = httpx.post(f"{api_url}/work_pools/{pool}/workers/filter", json={}, timeout=10).json()
+        response = httpx.post(f"{api_url}/work_pools/{pool}/workers/filter", json={}, timeout=10)
+        workers = response.json() if response.status_code == 200 else []  # 404: no pool yet
         online = [w for w in workers if w["status"] == "ONLINE"]
         if online:
             return online
@@ -127,3 +128,22 @@ def test_local_server_start_status_use_and_stop(worker_project, monkeypatch, hoo
     assert lines.index(f"worker for pool '{pool}': stopped") < lines.index("local server: stopped")
     assert local_server_url(project) is None and running_workers(project) == {}
     assert "not running" in kedro(project, "prefect", "server", "status").stdout
+
+
+def test_foreground_worker_start_status_and_sigterm(api_url, worker_project):
+    project, pool = worker_project
+    package = next(p.name for p in (project / "src").iterdir() if p.name.startswith("proj_"))
+    foreground = subprocess.Popen([str(Path(os.sys.executable).parent / "kedro"), "prefect", "worker", "start"],
+                                  cwd=project, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        assert [w["name"] for w in online_workers(api_url, pool, timeout=60)] == [worker_name(package, pool)]
+        status = kedro(project, "prefect", "worker", "status")
+        assert f"worker for pool '{pool}': running" in status.stdout
+        assert f"{worker_name(package, pool)}: ONLINE" in status.stdout
+        again = kedro(project, "prefect", "worker", "start")
+        assert again.returncode != 0 and "already runs" in again.stderr
+    finally:
+        foreground.terminate()  # what a service manager does
+        foreground.wait(timeout=30)
+    assert processes_with(f"--name {worker_name(package, pool)}") == []
+    assert not record_path(project, pool).exists()
