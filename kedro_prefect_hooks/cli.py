@@ -67,22 +67,23 @@ def _config_and_api(metadata, env: str | None):
 @click.pass_obj
 def worker_start(metadata, env: str | None) -> None:
     """Run a process worker for the configured work pool in the foreground."""
-    from kedro_prefect_hooks.processes import Record, is_running, read_record, write_record
+    from kedro_prefect_hooks.processes import Record, file_lock, is_running, read_record, write_record
     from kedro_prefect_hooks.worker import record_path, worker_command, worker_env, worker_name
 
     project_path, package = _project(metadata)
     config, api = _config_and_api(metadata, env)
     pool = config.work_pool.name
     path = record_path(project_path, pool)
-    if is_running(running := read_record(path)):
-        raise click.ClickException(
-            f"A worker for pool '{pool}' already runs (pid {running.pid}); "
-            "stop it first with `kedro prefect worker stop`."
-        )
-    click.echo(f"Worker for pool '{pool}' at {api.url}; Ctrl-C stops it.")
-    process = subprocess.Popen(worker_command(package, pool, config.worker), cwd=project_path,
-                               env=worker_env(api, config.worker))
-    write_record(path, Record(pid=process.pid, marker=worker_name(package, pool), log="(terminal)", url=api.url))
+    with file_lock(path.with_suffix(".lock")):  # the hook takes it too before starting one
+        if is_running(running := read_record(path)):
+            raise click.ClickException(
+                f"A worker for pool '{pool}' already runs (pid {running.pid}); "
+                "stop it first with `kedro prefect worker stop`."
+            )
+        click.echo(f"Worker for pool '{pool}' at {api.url}; Ctrl-C stops it.")
+        process = subprocess.Popen(worker_command(package, pool, config.worker), cwd=project_path,
+                                   env=worker_env(api, config.worker))
+        write_record(path, Record(pid=process.pid, marker=worker_name(package, pool), log="(terminal)", url=api.url))
     # A service manager stops us with SIGTERM: pass it on, so the worker does not outlive us.
     signal.signal(signal.SIGTERM, lambda *_: process.terminate())
     try:

@@ -7,7 +7,6 @@ carries a marker), so a record left by a reboot or a reused pid is replaced.
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import signal
@@ -71,6 +70,8 @@ def is_running(record: Record | None) -> bool:
 @contextmanager
 def file_lock(path: Path) -> Iterator[None]:
     """An exclusive lock between processes (concurrent Kedro sessions), released on exit."""
+    import fcntl  # POSIX only; imported here so the hook still loads elsewhere
+
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
