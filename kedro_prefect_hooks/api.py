@@ -20,7 +20,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import quote, urlsplit, urlunsplit
 
 try:
     import tomllib
@@ -189,6 +189,30 @@ class PrefectApi:
 
     def delete_deployment(self, deployment_id: str) -> None:
         self._request("DELETE", f"/deployments/{deployment_id}")
+
+    def deployment_by_name(self, flow: str, name: str) -> dict[str, Any] | None:
+        status, payload = self._request("GET", f"/deployments/name/{quote(flow, safe='')}/{quote(name, safe='')}")
+        return None if status == 404 else payload
+
+    def flow_name(self, flow_id: str) -> str:
+        return self._json("GET", f"/flows/{flow_id}")["name"]
+
+    def create_flow_run(self, deployment_id: str, parameters: dict[str, Any]) -> dict[str, Any]:
+        """What `prefect deployment run` does: a flow run scheduled now, for a worker to pick up."""
+        return self._json("POST", f"/deployments/{deployment_id}/create_flow_run", {"parameters": parameters})
+
+    def flow_run(self, flow_run_id: str) -> dict[str, Any]:
+        return self._json("GET", f"/flow_runs/{flow_run_id}")
+
+    def last_flow_run(self, deployment_id: str) -> dict[str, Any] | None:
+        runs = self._json("POST", "/flow_runs/filter", {
+            "deployments": {"id": {"any_": [deployment_id]}}, "sort": "EXPECTED_START_TIME_DESC", "limit": 1,
+        })
+        return runs[0] if runs else None
+
+    def task_run_states(self, flow_run_id: str) -> list[str]:
+        runs = self._json("POST", "/task_runs/filter", {"flow_runs": {"id": {"any_": [flow_run_id]}}})
+        return [run["state"]["type"] for run in runs if run.get("state")]
 
     def pool_workers(self, pool: str) -> list[dict[str, Any]]:
         """The workers Prefect knows for `pool`, with status and last heartbeat; [] for no pool."""

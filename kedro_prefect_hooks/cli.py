@@ -181,3 +181,246 @@ def server_stop(metadata) -> None:
     for pool in running_workers(project_path):
         click.echo(f"worker for pool '{pool}': {stop_worker(project_path, pool)}")
     click.echo(f"local server: {stop_local_server(project_path)}")
+
+
+def _required_config(metadata, env: str | None):
+    """The project's config and API, or a one-line error naming the fix."""
+    from kedro_prefect_hooks.api import PrefectApiError
+    from kedro_prefect_hooks.config import ConfigError, load_config
+    from kedro_prefect_hooks.hooks import find_api
+    from kedro_prefect_hooks.project import project_config_loader
+
+    project_path, _ = _project(metadata)
+    try:
+        loader = project_config_loader(project_path, env)
+        config = load_config(loader)
+        if config is None:
+            raise click.ClickException(
+                f"No prefect.yml in {project_path / 'conf'}: run `kedro prefect init` first."
+            )
+        return config, find_api(config, project_path), loader
+    except (ConfigError, PrefectApiError) as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def _selected(config, names: tuple[str, ...]) -> list[str]:
+    from kedro_prefect_hooks.config import ConfigError
+    from kedro_prefect_hooks.project import registered_pipeline_names
+
+    available = registered_pipeline_names()
+    try:
+        selected = config.selected_pipelines(available)
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+    unknown = [n for n in names if n not in selected]
+    if unknown:
+        raise click.ClickException(f"pipeline(s) {unknown} are not selected in prefect.yml; selected: {selected}")
+    return list(names) or selected
+
+
+def _kedro_project(metadata, loader, env):
+    from kedro_prefect_hooks.plan import KedroProject
+
+    return KedroProject(name=metadata.project_name, package=metadata.package_name,
+                        path=Path(metadata.project_path).resolve(), env=env,
+                        run_env=env or loader.default_run_env or loader.base_env)
+
+
+@prefect.command()
+@click.option("--env", "-e", default="base", show_default=True, help="conf/<env> to write into.")
+@click.option("--force", is_flag=True, help="Overwrite an existing prefect.yml.")
+@click.pass_obj
+def init(metadata, env: str, force: bool) -> None:
+    """Write a commented conf/<env>/prefect.yml for this project.
+
+    \b
+    Examples:
+      kedro prefect init
+      kedro prefect init --env local --force
+    """
+    from importlib.resources import files
+
+    from kedro.framework.project import settings
+
+    from kedro_prefect_hooks import PrefectHook
+
+    target = Path(metadata.project_path) / settings.CONF_SOURCE / env / "prefect.yml"
+    if target.exists() and not force:
+        raise click.ClickException(f"{target} exists; use --force to overwrite it.")
+    template = files("kedro_prefect_hooks").joinpath("templates/prefect.yml").read_text()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(template.format(project_name=metadata.project_name))
+    click.echo(f"Wrote {target}")
+    if not any(isinstance(hook, PrefectHook) for hook in getattr(settings, "HOOKS", ())):
+        click.echo(f"Enable the hook in src/{metadata.package_name}/settings.py:\n\n"
+                   "    from kedro_prefect_hooks import PrefectHook\n\n    HOOKS = (PrefectHook(),)\n")
+
+
+@prefect.command()
+@ENV_OPTION
+@click.option("--pipeline", "-p", "pipelines", multiple=True, help="Only this pipeline (repeatable).")
+@click.option("--dry-run", is_flag=True, help="Print the plan; write nothing.")
+@click.pass_obj
+def register(metadata, env: str | None, pipelines: tuple[str, ...], dry_run: bool) -> None:
+    """Register the selected pipelines now, as the hook does at session start.
+
+    \b
+    Examples:
+      kedro prefect register
+      kedro prefect register --env prod --pipeline data_science --dry-run
+    """
+    from kedro_prefect_hooks.api import PrefectApiError
+    from kedro_prefect_hooks.config import ConfigError
+    from kedro_prefect_hooks.registration import preview
+    from kedro_prefect_hooks.registration import register as apply
+
+    config, api, loader = _required_config(metadata, env)
+    selected = _selected(config, pipelines)
+    project = _kedro_project(metadata, loader, env)
+    try:
+        if dry_run:
+            for change in preview(config, project, selected, api):
+                detail = f" ({', '.join(change.differs)} differ)" if change.differs else ""
+                click.echo(f"{change.action:9s} {change.deployment}{detail}")
+            click.echo(f"dry run: nothing written to {api.url}")
+            return
+        outcome = apply(config, project, selected, api)
+    except (ConfigError, PrefectApiError) as exc:
+        raise click.ClickException(str(exc)) from None
+    for name in outcome.written:
+        click.echo(f"written   {name}")
+    for name in outcome.unchanged:
+        click.echo(f"unchanged {name}")
+    for name in outcome.pruned:
+        click.echo(f"pruned    {name}")
+
+
+@prefect.command(name="list")
+@ENV_OPTION
+@click.pass_obj
+def list_deployments(metadata, env: str | None) -> None:
+    """The selected pipelines and their deployments: current?, schedule, pool, last run.
+
+    \b
+    Example:
+      kedro prefect list --env local
+    """
+    from kedro_prefect_hooks.api import PrefectApi, PrefectApiError
+    from kedro_prefect_hooks.plan import SET_TAG_PREFIX, desired_deployments, fingerprint
+
+    config, api, loader = _required_config(metadata, env)
+    desired = desired_deployments(config, _kedro_project(metadata, loader, env), _selected(config, ()))
+    set_tag = SET_TAG_PREFIX + fingerprint(desired)
+    client = PrefectApi(api, config.timeout)
+    try:
+        for deployment in desired:
+            found = client.deployment_by_name(deployment.flow_name, deployment.name)
+            if found is None:
+                click.echo(f"{deployment.full_name}: not registered")
+                continue
+            current = "current" if set_tag in found["tags"] else "outdated"
+            schedules = [s["schedule"] for s in found.get("schedules") or []]
+            last = client.last_flow_run(found["id"])
+            last_state = f"{last['state']['type']} ({last['name']})" if last and last.get("state") else "never run"
+            click.echo(f"{deployment.full_name}: {current}, pool {found['work_pool_name']}, "
+                       f"schedule {_schedule_text(schedules)}, last run {last_state}")
+    except PrefectApiError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def _schedule_text(schedules: list[dict]) -> str:
+    if not schedules:
+        return "none"
+    parts = []
+    for schedule in schedules:
+        kind = next((k for k in ("cron", "interval", "rrule") if schedule.get(k) is not None), "?")
+        parts.append(f"{kind} {schedule.get(kind)} {schedule.get('timezone') or ''}".strip())
+    return "; ".join(parts)
+
+
+def parse_params(text: str) -> dict:
+    """Kedro's `--params` syntax: `a=1,b.c=x` -> {"a": 1, "b": {"c": "x"}}.
+
+    Values are read as YAML scalars (numbers, booleans); as with `kedro run --params`,
+    a value cannot hold a comma.
+    """
+    import yaml
+
+    params: dict = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise click.BadParameter(f"{item!r} is not key=value", param_hint="--params")
+        *parents, leaf = key.strip().split(".")
+        target = params
+        for parent in parents:
+            target = target.setdefault(parent, {})
+        try:
+            target[leaf] = yaml.safe_load(value) if value.strip() else ""
+        except yaml.YAMLError:
+            raise click.BadParameter(f"cannot read the value of {item!r}", param_hint="--params") from None
+    return params
+
+
+@prefect.command()
+@click.argument("pipeline")
+@ENV_OPTION
+@click.option("--params", default="", help="Runtime params, Kedro syntax: key=value,section.key=value")
+@click.option("--wait", is_flag=True, help="Follow the run to its end; exit 1 unless it completed.")
+@click.option("--timeout", default=3600.0, show_default=True, help="Seconds --wait follows it.")
+@click.pass_obj
+def run(metadata, pipeline: str, env: str | None, params: str, wait: bool, timeout: float) -> None:
+    """Trigger PIPELINE's deployment; a worker for its pool runs it.
+
+    \b
+    Examples:
+      kedro prefect run data_science
+      kedro prefect run __default__ --params model.test_size=0.3 --wait
+    """
+    import time
+
+    from kedro_prefect_hooks.api import PrefectApi, PrefectApiError
+    from kedro_prefect_hooks.plan import desired_deployments
+
+    config, api, loader = _required_config(metadata, env)
+    selected = _selected(config, (pipeline,))
+    (deployment,) = desired_deployments(config, _kedro_project(metadata, loader, env), selected)
+    client = PrefectApi(api, config.timeout)
+    try:
+        found = client.deployment_by_name(deployment.flow_name, deployment.name)
+        if found is None:
+            raise click.ClickException(
+                f"{deployment.full_name} is not registered at {api.url}: run `kedro prefect register`."
+            )
+        parameters = {"params": parse_params(params)} if params else {}
+        flow_run = client.create_flow_run(found["id"], parameters)
+        ui = api.url.removesuffix("/api")
+        click.echo(f"Triggered {deployment.full_name}: flow run '{flow_run['name']}' "
+                   f"{ui}/runs/flow-run/{flow_run['id']}")
+        if not wait:
+            return
+        shown, deadline = None, time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            flow_run = client.flow_run(flow_run["id"])
+            state = flow_run["state"]["type"] if flow_run.get("state") else "PENDING"
+            tasks = client.task_run_states(flow_run["id"])
+            progress = f"{state}: {tasks.count('COMPLETED')}/{len(tasks)} tasks completed"
+            if progress != shown:
+                click.echo(progress)
+                shown = progress
+            if state in ("COMPLETED", "FAILED", "CRASHED", "CANCELLED"):
+                # Task runs reach the API as events, a moment after the flow run ends.
+                for _ in range(10):
+                    time.sleep(0.5)
+                    settled = client.task_run_states(flow_run["id"])
+                    if settled and settled == tasks:
+                        break
+                    tasks = settled
+                click.echo(f"{state}: {tasks.count('COMPLETED')}/{len(tasks)} tasks completed")
+                if state != "COMPLETED":
+                    raise click.ClickException(f"{deployment.full_name} ended {state}: {flow_run['state'].get('message')}")
+                return
+            time.sleep(1)
+        raise click.ClickException(f"still {shown} after {timeout:g} s; see {ui}/runs/flow-run/{flow_run['id']}")
+    except PrefectApiError as exc:
+        raise click.ClickException(str(exc)) from None

@@ -320,15 +320,9 @@ def load_config(config_loader: Any) -> PrefectConfig | None:
 
 def load_project_config(project_path: Path, env: str | None, runtime_params: dict | None = None) -> PrefectConfig:
     """The config of a bootstrapped project, without opening a session (so no hook runs)."""
-    from kedro.framework.project import settings
+    from kedro_prefect_hooks.project import project_config_loader
 
-    config_loader = settings.CONFIG_LOADER_CLASS(
-        conf_source=str(Path(project_path) / settings.CONF_SOURCE),
-        env=env,
-        runtime_params=runtime_params,
-        **settings.CONFIG_LOADER_ARGS,
-    )
-    return load_config(config_loader) or PrefectConfig()
+    return load_config(project_config_loader(project_path, env, runtime_params)) or PrefectConfig()
 
 
 def parse_config(raw: Any, files: list[Path] | None = None) -> PrefectConfig:

@@ -53,3 +53,15 @@ def inside_prefect_run() -> bool:
         return True
     context = sys.modules.get("prefect.context")  # only when prefect is already loaded
     return bool(context and (context.FlowRunContext.get() or context.TaskRunContext.get()))
+
+
+def project_config_loader(project_path: Path, env: str | None, runtime_params: dict | None = None) -> Any:
+    """The config loader a session of this bootstrapped project would build, without a session."""
+    from kedro.framework.project import settings
+
+    return settings.CONFIG_LOADER_CLASS(
+        conf_source=str(Path(project_path) / settings.CONF_SOURCE),
+        env=env,
+        runtime_params=runtime_params,
+        **settings.CONFIG_LOADER_ARGS,
+    )

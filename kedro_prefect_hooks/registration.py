@@ -66,6 +66,53 @@ def register(
     return outcome
 
 
+@dataclass(frozen=True)
+class Change:
+    deployment: str  # "<flow>/<name>"
+    action: str  # create | update | unchanged | prune
+    differs: tuple[str, ...] = ()
+
+
+def preview(config: PrefectConfig, project: KedroProject, pipelines: list[str], api: ApiSettings) -> list[Change]:
+    """What `register` would do, deployment by deployment, without writing anything."""
+    desired = desired_deployments(config, project, pipelines)
+    set_tag = SET_TAG_PREFIX + fingerprint(desired)
+    client = PrefectApi(api, config.timeout)
+    on_server = client.deployments_tagged(ownership_tags(project))
+    flow_names = {d["flow_id"]: client.flow_name(d["flow_id"]) for d in on_server}
+    by_name = {(flow_names[d["flow_id"]], d["name"]): d for d in on_server}
+    changes = []
+    for deployment in desired:
+        current = by_name.pop((deployment.flow_name, deployment.name), None)
+        if current is None:
+            current = client.deployment_by_name(deployment.flow_name, deployment.name)
+        if current is None:
+            changes.append(Change(deployment.full_name, "create"))
+        elif set_tag in current["tags"]:
+            changes.append(Change(deployment.full_name, "unchanged"))
+        else:
+            changes.append(Change(deployment.full_name, "update", _differences(deployment.body, current)))
+    if config.prune:
+        changes += [Change(f"{flow_names[d['flow_id']]}/{d['name']}", "prune") for d in by_name.values()]
+    return changes
+
+
+def _differences(body: dict[str, Any], current: dict[str, Any]) -> tuple[str, ...]:
+    """The fields of the desired body that the server's deployment does not match."""
+
+    def normal(key: str, value: Any) -> Any:
+        if key == "tags":
+            return sorted(t for t in value or [] if not t.startswith(SET_TAG_PREFIX))
+        if key == "schedules":
+            return [(s["schedule"], s.get("active", True)) for s in value or []]
+        if key == "work_queue_name":
+            return value or "default"
+        return value
+
+    differs = tuple(k for k in body if k != "name" and normal(k, body[k]) != normal(k, current.get(k)))
+    return differs or ("plugin version",)
+
+
 def _api_body(
     deployment: DesiredDeployment, flow_id: str, version: str, schema: dict[str, Any]
 ) -> dict[str, Any]:

@@ -9,21 +9,29 @@ import httpx
 TERMINAL = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
 
 
+def _call(method: str, url: str, **kwargs) -> httpx.Response:
+    """One request, retried while the server answers 503 (SQLite busy), as Prefect's client does."""
+    for _ in range(20):
+        response = httpx.request(method, url, timeout=10, **kwargs)
+        if response.status_code not in (429, 503):
+            break
+        time.sleep(0.5)
+    response.raise_for_status()
+    return response
+
+
 def trigger(api_url: str, deployment_id: str, parameters: dict | None = None) -> str:
     """What `prefect deployment run` does: a scheduled flow run for the worker to pick up."""
-    response = httpx.post(
-        f"{api_url}/deployments/{deployment_id}/create_flow_run",
-        json={"parameters": parameters or {}},
-        timeout=10,
+    response = _call(
+        "POST", f"{api_url}/deployments/{deployment_id}/create_flow_run", json={"parameters": parameters or {}}
     )
-    response.raise_for_status()
     return response.json()["id"]
 
 
 def wait_for_run(api_url: str, flow_run_id: str, timeout: float = 180) -> dict:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        run = httpx.get(f"{api_url}/flow_runs/{flow_run_id}", timeout=10).json()
+        run = _call("GET", f"{api_url}/flow_runs/{flow_run_id}").json()
         if run["state"] and run["state"]["type"] in TERMINAL:
             return run
         time.sleep(0.5)
@@ -31,9 +39,7 @@ def wait_for_run(api_url: str, flow_run_id: str, timeout: float = 180) -> dict:
 
 
 def _filter(api_url: str, what: str, body: dict) -> list[dict]:
-    response = httpx.post(f"{api_url}/{what}/filter", json=body, timeout=10)
-    response.raise_for_status()
-    return response.json()
+    return _call("POST", f"{api_url}/{what}/filter", json=body).json()
 
 
 def task_runs(api_url: str, flow_run_id: str) -> dict[str, dict]:

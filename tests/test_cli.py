@@ -1,0 +1,98 @@
+"""`kedro prefect init|register|list|run` through click's runner, on real projects and a real server."""
+
+from __future__ import annotations
+
+import pytest
+from click.testing import CliRunner
+from conftest import project_deployments
+from kedro_projects import copy_project
+
+from kedro_prefect_hooks.cli import commands, parse_params
+
+
+def invoke(project, *args):
+    from kedro.framework.startup import bootstrap_project
+
+    metadata = bootstrap_project(project)
+    return CliRunner().invoke(commands, ["prefect", *args], obj=metadata, catch_exceptions=False)
+
+
+@pytest.fixture
+def bare_project(project_template, tmp_path):
+    """A project without prefect.yml and without the hook in settings.py."""
+    return copy_project(project_template, tmp_path, prefect_yml=None, hook=False)
+
+
+def test_init_writes_a_template_that_validates_and_registers(api_url, bare_project):
+    result = invoke(bare_project, "init")
+    assert result.exit_code == 0, result.output
+    written = bare_project / "conf" / "base" / "prefect.yml"
+    assert written.exists() and "HOOKS = (PrefectHook(),)" in result.output
+    from kedro_prefect_hooks.config import parse_config
+
+    assert 'config for Proj ' in written.read_text()
+    parse_config(__import__("yaml").safe_load(written.read_text()))  # validates as written
+    again = invoke(bare_project, "init")
+    assert again.exit_code != 0 and "--force" in again.output
+    assert invoke(bare_project, "init", "--force").exit_code == 0
+
+    registered = invoke(bare_project, "register")
+    assert registered.exit_code == 0, registered.output
+    assert {d["name"] for d in project_deployments(api_url, bare_project)} == {
+        "__default__", "data_processing", "data_science"}
+
+
+def test_register_dry_run_writes_nothing_and_shows_the_plan(api_url, make_project):
+    project = make_project("pipelines: [data_processing, data_science]\n")
+    plan = invoke(project, "register", "--dry-run")
+    assert plan.exit_code == 0, plan.output
+    assert plan.output.count("create ") == 2 and "nothing written" in plan.output
+    assert project_deployments(api_url, project) == []
+
+    assert invoke(project, "register").exit_code == 0
+    assert invoke(project, "register", "--dry-run").output.count("unchanged") == 2
+    (project / "conf" / "base" / "prefect.yml").write_text(
+        "pipelines: [data_processing, data_science]\ndefaults: {tags: [nightly]}\n")
+    changed = invoke(project, "register", "--dry-run", "--pipeline", "data_science")
+    assert "update    " in changed.output and "(tags differ)" in changed.output
+    assert "data_processing" not in changed.output
+
+
+def test_list_and_run_with_wait(api_url, make_project, process_worker):
+    project = make_project("pipelines: [data_processing]\n")
+    assert "not registered" in invoke(project, "list").output
+    assert invoke(project, "register").exit_code == 0
+    listed = invoke(project, "list")
+    assert "data_processing: current, pool kedro, schedule none, last run never run" in listed.output
+
+    ran = invoke(project, "run", "data_processing", "--params", "start=5", "--wait", "--timeout", "120")
+    assert ran.exit_code == 0, ran.output
+    assert "COMPLETED: 1/1 tasks completed" in ran.output
+    assert "last run COMPLETED" in invoke(project, "list").output
+
+
+@pytest.mark.parametrize("args, message", [
+    (("run", "nope"), "not selected in prefect.yml"),
+    (("register", "--pipeline", "nope"), "not selected in prefect.yml"),
+])
+def test_unknown_pipeline_is_a_clear_error(api_url, make_project, args, message):
+    result = invoke(make_project("pipelines: [data_processing]\n"), *args)
+    assert result.exit_code == 1 and message in result.output and "Traceback" not in result.output
+
+
+def test_missing_config_and_unreachable_api_are_clear_errors(make_project, monkeypatch):
+    from kedro_prefect_hooks.server import free_port
+
+    missing = invoke(make_project(None), "list")
+    assert missing.exit_code == 1 and "kedro prefect init" in missing.output
+    monkeypatch.setenv("PREFECT_API_URL", f"http://127.0.0.1:{free_port()}/api")
+    down = invoke(make_project("pipelines: all\n"), "register")
+    assert down.exit_code == 1 and "cannot connect" in down.output
+
+
+def test_params_use_kedro_syntax():
+    import click
+
+    assert parse_params("a=1, b.c=x,b.d=true,e=") == {"a": 1, "b": {"c": "x", "d": True}, "e": ""}
+    with pytest.raises(click.BadParameter, match="not key=value"):
+        parse_params("a=1,oops")
