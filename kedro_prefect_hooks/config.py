@@ -37,6 +37,8 @@ class ConfigError(ValueError):
 
 
 class _Model(BaseModel):
+    # Field docstrings are read by docs/hooks.py for the configuration reference
+    # (not at runtime: use_attribute_docstrings would cost each Kedro session 15 ms).
     model_config = ConfigDict(extra="forbid")
 
 
@@ -44,11 +46,17 @@ class Schedule(_Model):
     """One of cron, interval (seconds) or rrule, in a timezone."""
 
     cron: str | None = None
+    """Five-field cron expression, e.g. "0 6 * * 1-5"."""
     interval: float | None = Field(default=None, gt=0)
+    """Seconds between runs, e.g. 3600."""
     rrule: str | None = None
+    """An RFC 5545 recurrence rule, e.g. "FREQ=WEEKLY;BYDAY=MO"."""
     timezone: str = "UTC"
+    """IANA time zone the schedule is read in, e.g. "Europe/Paris"."""
     anchor_date: dt.datetime | None = None
+    """For `interval` only: when the intervals start, e.g. "2026-01-01T00:00:00"."""
     active: bool = True
+    """false keeps the schedule on the deployment but creates no runs."""
 
     @model_validator(mode="after")
     def _exactly_one_kind(self) -> Schedule:
@@ -116,20 +124,30 @@ class TaskOptions(_Model):
     """Prefect task settings for the nodes carrying one Kedro tag (`run.node_tags.<tag>`)."""
 
     retries: int | None = Field(default=None, ge=0)
+    """Retries of a failed node carrying the tag."""
     retry_delay_seconds: float | None = Field(default=None, ge=0)
+    """Seconds between those retries."""
     timeout_seconds: float | None = Field(default=None, gt=0)
+    """A node (task) running longer fails; null: no limit."""
 
 
 class RunOptions(_Model):
     """How a flow run executes the pipeline's nodes; read inside the run, so no re-registration."""
 
     task_runner: Literal["threads", "sequential"] = "threads"
+    """threads: a node starts as soon as its Kedro parents completed; sequential: one at a time, in the flow thread."""
     max_workers: int = Field(default=8, ge=1)
+    """Threads running nodes at once (threads only)."""
     group_by: Literal["none", "namespace"] = "none"
+    """namespace: one Prefect task per top-level namespace instead of one per node."""
     retries: int = Field(default=0, ge=0)
+    """Prefect task retries of a failed node."""
     retry_delay_seconds: float = Field(default=0, ge=0)
+    """Seconds between retries."""
     timeout_seconds: float | None = Field(default=None, gt=0)
+    """A node (task) running longer fails; null: no limit."""
     node_tags: dict[str, TaskOptions] = Field(default_factory=dict)
+    """Per Kedro node tag: retries, retry_delay_seconds, timeout_seconds; the largest value of matching tags wins. E.g. {flaky: {retries: 3}}."""
 
     def task_options(self, tags: set[str] | frozenset[str]) -> TaskOptions:
         """Retries, delay and timeout for a node (or group) with `tags`.
@@ -153,13 +171,21 @@ class DeploymentOptions(_Model):
     """What a deployment carries besides its name; `defaults` and per-pipeline overrides."""
 
     tags: list[str] | None = None
+    """Extra deployment tags; per-pipeline tags add to the defaults."""
     description: str | None = None
+    """Deployment description; default: "Kedro pipeline '<p>' of project '<project>' ..."."""
     schedule: Schedule | None = None
+    """When Prefect runs the deployment; see Schedule."""
     parameters: dict[str, Any] | None = None
+    """Preset flow parameters: params, tags, node_names, from_nodes, to_nodes, namespaces. E.g. {params: {model.test_size: 0.3}}."""
     work_queue: str | None = None
+    """Work queue of the pool; null: the pool's default queue."""
     concurrency_limit: int | None = Field(default=None, ge=1)
+    """Runs of the deployment at once; null: no limit."""
     paused: bool | None = None
+    """true registers the deployment paused: its schedule creates no runs."""
     run: RunOptions = Field(default_factory=RunOptions)
+    """How a flow run executes the nodes; read when the run starts."""
 
     @field_validator("parameters")
     @classmethod
@@ -192,23 +218,32 @@ class DeploymentOptions(_Model):
 
 
 class WorkPool(_Model):
+    """The Prefect work pool every deployment targets."""
+
     name: str = Field(default="kedro", min_length=1)
+    """Work pool of every deployment; created as a "process" pool when missing."""
     job_variables: dict[str, Any] = Field(default_factory=dict)
+    """Passed to every deployment, e.g. {env: {MY_VAR: "1"}} or, on Docker/Kubernetes pools, {image: "..."}."""
 
 
 class WorkerOptions(_Model):
     """The opt-in background worker for the work pool (`worker:`)."""
 
     start: bool = False
-    limit: int | None = Field(default=None, ge=1)  # flow runs at once; None: no limit
-    query_seconds: float = Field(default=2.0, gt=0, le=60)  # how often it asks for runs
+    """true: each Kedro session makes sure one background process worker serves the pool for this project."""
+    limit: int | None = Field(default=None, ge=1)
+    """Flow runs the worker executes at once; null: no limit."""
+    query_seconds: float = Field(default=2.0, gt=0, le=60)
+    """How often the worker asks Prefect for runs: a triggered run starts within this."""
 
 
 class Names(_Model):
     """Name templates; fields {project}, {pipeline}, {env}."""
 
     flow: str = "{project}"
+    """Flow name template; fields {project}, {pipeline}, {env}."""
     deployment: str = "{pipeline}"
+    """Deployment name template; fields {project}, {pipeline}, {env}."""
 
     @field_validator("flow", "deployment")
     @classmethod
@@ -232,16 +267,27 @@ class PrefectConfig(_Model):
     """The whole `prefect.yml`."""
 
     enabled: bool = True
+    """false: the hook does nothing (e.g. in conf/ci)."""
     pipelines: list[str] | Literal["all"] = "all"
+    """Pipelines to register: all, or a list such as [__default__, data_science]."""
     api_url: str | None = None
+    """Prefect API; default: PREFECT_API_URL, then the active Prefect profile, then this project's local server."""
     on_error: Literal["warn", "raise"] = "warn"
+    """What an unreachable or failing API does to the Kedro command: one warning, or an error."""
     timeout: float = Field(default=2.0, gt=0, le=120)
+    """Seconds per API request made at session start."""
     prune: bool = False
+    """true: delete this project's (and env's) managed deployments that are no longer selected."""
     names: Names = Field(default_factory=Names)
+    """Name templates of flows and deployments."""
     work_pool: WorkPool = Field(default_factory=WorkPool)
+    """Where the deployments run."""
     worker: WorkerOptions = Field(default_factory=WorkerOptions)
+    """The opt-in background worker."""
     defaults: DeploymentOptions = Field(default_factory=DeploymentOptions)
+    """Options of every deployment."""
     deployments: dict[str, DeploymentOptions] = Field(default_factory=dict)
+    """Per-pipeline overrides of `defaults`; tags add, parameters and run merge, the rest replace."""
     _files: list[Path] = PrivateAttr(default_factory=list)
 
     @field_validator("pipelines")

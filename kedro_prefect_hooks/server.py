@@ -48,12 +48,14 @@ def _server_command(port: int) -> list[str]:
     return [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)]
 
 
-def _server_env(prefect_home: Path, ui: bool) -> dict[str, str]:
+def _server_env(prefect_home: Path, port: int, ui: bool) -> dict[str, str]:
     env = {
         **os.environ,
         "PREFECT_HOME": str(prefect_home),
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
         "PREFECT_UI_ENABLED": str(ui).lower(),
+        # Without it the UI calls the API on the default port 4200, whatever --port says.
+        "PREFECT_UI_API_URL": f"http://127.0.0.1:{port}/api",
     }
     env.pop("PREFECT_API_URL", None)
     return env
@@ -78,7 +80,7 @@ def start_server(
     log_path = prefect_home / "server.log"
     with open(log_path, "w") as log:
         process = subprocess.Popen(
-            _server_command(port), stdout=log, stderr=subprocess.STDOUT, env=_server_env(prefect_home, ui)
+            _server_command(port), stdout=log, stderr=subprocess.STDOUT, env=_server_env(prefect_home, port, ui)
         )
     api_url = f"http://127.0.0.1:{port}/api"
     try:
@@ -113,7 +115,7 @@ def start_local_server(project_path: Path, port: int | None = None, wait: float 
         home = state_dir(project_path) / "prefect-home"
         home.mkdir(parents=True, exist_ok=True)
         log = state_dir(project_path) / "server.log"
-        pid = start_detached(_server_command(port), log, project_path, _server_env(home, ui=True))
+        pid = start_detached(_server_command(port), log, project_path, _server_env(home, port, ui=True))
         record = Record(pid=pid, marker=f"--port {port} ", log=str(log), url=f"http://127.0.0.1:{port}/api")
         write_record(path, record)
     try:
