@@ -49,15 +49,26 @@ def _project(metadata) -> tuple[Path, str]:
     return Path(metadata.project_path), metadata.package_name
 
 
-def _config_and_api(metadata, env: str | None):
+def _config_and_api(metadata, env: str | None, required: bool = True):
+    """The project's config, API and config loader, or a one-line error naming the fix.
+
+    Worker commands pass `required=False`: without prefect.yml they serve the default pool.
+    """
     from kedro_prefect_hooks.api import PrefectApiError
-    from kedro_prefect_hooks.config import ConfigError, load_project_config
+    from kedro_prefect_hooks.config import ConfigError, PrefectConfig, load_config
     from kedro_prefect_hooks.hooks import find_api
+    from kedro_prefect_hooks.project import project_config_loader
 
     project_path, _ = _project(metadata)
     try:
-        config = load_project_config(project_path, env)
-        return config, find_api(config, project_path)
+        loader = project_config_loader(project_path, env)
+        config = load_config(loader)
+        if config is None and required:
+            raise click.ClickException(
+                f"No prefect.yml in {project_path / 'conf'}: run `kedro prefect init` first."
+            )
+        config = config or PrefectConfig()
+        return config, find_api(config, project_path), loader
     except (ConfigError, PrefectApiError) as exc:
         raise click.ClickException(str(exc)) from None
 
@@ -71,7 +82,7 @@ def worker_start(metadata, env: str | None) -> None:
     from kedro_prefect_hooks.worker import record_path, worker_command, worker_env, worker_name
 
     project_path, package = _project(metadata)
-    config, api = _config_and_api(metadata, env)
+    config, api, _ = _config_and_api(metadata, env, required=False)
     pool = config.work_pool.name
     path = record_path(project_path, pool)
     with file_lock(path.with_suffix(".lock")):  # the hook takes it too before starting one
@@ -103,7 +114,7 @@ def worker_status(metadata, env: str | None) -> None:
     from kedro_prefect_hooks.worker import running_workers
 
     project_path, _ = _project(metadata)
-    config, api = _config_and_api(metadata, env)
+    config, api, _ = _config_and_api(metadata, env, required=False)
     pool = config.work_pool.name
     mine = running_workers(project_path).get(pool)
     click.echo(f"this project's worker for pool '{pool}': "
@@ -183,26 +194,6 @@ def server_stop(metadata) -> None:
     click.echo(f"local server: {stop_local_server(project_path)}")
 
 
-def _required_config(metadata, env: str | None):
-    """The project's config and API, or a one-line error naming the fix."""
-    from kedro_prefect_hooks.api import PrefectApiError
-    from kedro_prefect_hooks.config import ConfigError, load_config
-    from kedro_prefect_hooks.hooks import find_api
-    from kedro_prefect_hooks.project import project_config_loader
-
-    project_path, _ = _project(metadata)
-    try:
-        loader = project_config_loader(project_path, env)
-        config = load_config(loader)
-        if config is None:
-            raise click.ClickException(
-                f"No prefect.yml in {project_path / 'conf'}: run `kedro prefect init` first."
-            )
-        return config, find_api(config, project_path), loader
-    except (ConfigError, PrefectApiError) as exc:
-        raise click.ClickException(str(exc)) from None
-
-
 def _selected(config, names: tuple[str, ...]) -> list[str]:
     from kedro_prefect_hooks.config import ConfigError
     from kedro_prefect_hooks.project import registered_pipeline_names
@@ -219,11 +210,9 @@ def _selected(config, names: tuple[str, ...]) -> list[str]:
 
 
 def _kedro_project(metadata, loader, env):
-    from kedro_prefect_hooks.plan import KedroProject
+    from kedro_prefect_hooks.project import describe_project
 
-    return KedroProject(name=metadata.project_name, package=metadata.package_name,
-                        path=Path(metadata.project_path).resolve(), env=env,
-                        run_env=env or loader.default_run_env or loader.base_env)
+    return describe_project(metadata.project_path, env, loader)
 
 
 @prefect.command()
@@ -274,7 +263,7 @@ def register(metadata, env: str | None, pipelines: tuple[str, ...], dry_run: boo
     from kedro_prefect_hooks.registration import preview
     from kedro_prefect_hooks.registration import register as apply
 
-    config, api, loader = _required_config(metadata, env)
+    config, api, loader = _config_and_api(metadata, env)
     selected = _selected(config, pipelines)
     project = _kedro_project(metadata, loader, env)
     try:
@@ -308,7 +297,7 @@ def list_deployments(metadata, env: str | None) -> None:
     from kedro_prefect_hooks.api import PrefectApi, PrefectApiError
     from kedro_prefect_hooks.plan import SET_TAG_PREFIX, desired_deployments, fingerprint
 
-    config, api, loader = _required_config(metadata, env)
+    config, api, loader = _config_and_api(metadata, env)
     desired = desired_deployments(config, _kedro_project(metadata, loader, env), _selected(config, ()))
     set_tag = SET_TAG_PREFIX + fingerprint(desired)
     client = PrefectApi(api, config.timeout)
@@ -382,7 +371,7 @@ def run(metadata, pipeline: str, env: str | None, params: str, wait: bool, timeo
     from kedro_prefect_hooks.api import PrefectApi, PrefectApiError
     from kedro_prefect_hooks.plan import desired_deployments
 
-    config, api, loader = _required_config(metadata, env)
+    config, api, loader = _config_and_api(metadata, env)
     selected = _selected(config, (pipeline,))
     (deployment,) = desired_deployments(config, _kedro_project(metadata, loader, env), selected)
     client = PrefectApi(api, config.timeout)

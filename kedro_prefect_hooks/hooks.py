@@ -49,7 +49,7 @@ class PrefectHook:
             logger.warning("kedro-prefect-hooks: nothing registered; loading the pipelines failed: %s", exc)
             return
         pipelines = config.selected_pipelines(available)
-        project = describe_project(context)
+        project = describe_project(context.project_path, context.env, context.config_loader)
         try:
             api = find_api(config, project.path)
             outcome = register(config, project, pipelines, api)

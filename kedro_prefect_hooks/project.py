@@ -15,17 +15,16 @@ except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib  # type: ignore[no-redef]
 
 
-def describe_project(context: Any) -> KedroProject:
-    """Name, package, path and env of the project behind a KedroContext."""
-    path = Path(context.project_path).resolve()
+def describe_project(project_path: Path | str, env: str | None, config_loader: Any) -> KedroProject:
+    """Name, package, path and env of a project: from a session's context or a CLI command."""
+    path = Path(project_path).resolve()
     metadata = tomllib.loads((path / "pyproject.toml").read_text())["tool"]["kedro"]
-    loader = context.config_loader
     return KedroProject(
         name=metadata["project_name"],
         package=metadata["package_name"],
         path=path,
-        env=context.env,
-        run_env=context.env or loader.default_run_env or loader.base_env,
+        env=env,
+        run_env=env or config_loader.default_run_env or config_loader.base_env,
     )
 
 
