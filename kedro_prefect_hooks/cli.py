@@ -77,7 +77,12 @@ def _config_and_api(metadata, env: str | None, required: bool = True):
 @ENV_OPTION
 @click.pass_obj
 def worker_start(metadata, env: str | None) -> None:
-    """Run a process worker for the configured work pool in the foreground."""
+    """Run a process worker for the configured work pool in the foreground.
+
+    \b
+    Example:
+      kedro prefect worker start --env local
+    """
     from kedro_prefect_hooks.processes import Record, file_lock, is_running, read_record, write_record
     from kedro_prefect_hooks.worker import record_path, worker_command, worker_env, worker_name
 
@@ -109,7 +114,12 @@ def worker_start(metadata, env: str | None) -> None:
 @ENV_OPTION
 @click.pass_obj
 def worker_status(metadata, env: str | None) -> None:
-    """This project's worker process, and the pool's workers as Prefect sees them."""
+    """This project's worker process, and the pool's workers as Prefect sees them.
+
+    \b
+    Example:
+      kedro prefect worker status
+    """
     from kedro_prefect_hooks.api import PrefectApi, PrefectApiError
     from kedro_prefect_hooks.worker import running_workers
 
@@ -134,7 +144,12 @@ def worker_status(metadata, env: str | None) -> None:
 @click.option("--timeout", default=15.0, show_default=True, help="Seconds before SIGKILL.")
 @click.pass_obj
 def worker_stop(metadata, env: str | None, timeout: float) -> None:
-    """Stop the worker this project started (by its recorded pid): SIGTERM, then SIGKILL."""
+    """Stop the worker this project started (by its recorded pid): SIGTERM, then SIGKILL.
+
+    \b
+    Example:
+      kedro prefect worker stop --timeout 30
+    """
     from kedro_prefect_hooks.config import ConfigError, load_project_config
     from kedro_prefect_hooks.worker import stop_worker
 
@@ -150,7 +165,12 @@ def worker_stop(metadata, env: str | None, timeout: float) -> None:
 @click.option("--port", type=int, default=None, help="Default: 4200 when free, else any free port.")
 @click.pass_obj
 def server_start(metadata, port: int | None) -> None:
-    """Start this project's local Prefect server in the background (takes 10-20 s)."""
+    """Start this project's local Prefect server in the background (takes 10-20 s).
+
+    \b
+    Example:
+      kedro prefect server start --port 4300
+    """
     from kedro_prefect_hooks.server import start_local_server
 
     project_path, _ = _project(metadata)
@@ -167,7 +187,12 @@ def server_start(metadata, port: int | None) -> None:
 @server.command("status")
 @click.pass_obj
 def server_status(metadata) -> None:
-    """Whether this project's local server runs, and where."""
+    """Whether this project's local server runs, and where.
+
+    \b
+    Example:
+      kedro prefect server status
+    """
     from kedro_prefect_hooks.processes import read_record
     from kedro_prefect_hooks.server import is_healthy, local_record_path, local_server_url
 
@@ -184,7 +209,12 @@ def server_status(metadata) -> None:
 @server.command("stop")
 @click.pass_obj
 def server_stop(metadata) -> None:
-    """Stop this project's workers, then its local server."""
+    """Stop this project's workers, then its local server.
+
+    \b
+    Example:
+      kedro prefect server stop
+    """
     from kedro_prefect_hooks.server import stop_local_server
     from kedro_prefect_hooks.worker import running_workers, stop_worker
 
