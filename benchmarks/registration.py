@@ -34,7 +34,7 @@ from pathlib import Path
 t0 = time.perf_counter()
 from kedro_prefect_hooks.api import resolve_api
 from kedro_prefect_hooks.config import parse_config
-from kedro_prefect_hooks.plan import KedroProject
+from kedro_prefect_hooks.project import KedroProject
 from kedro_prefect_hooks.registration import register
 names = [f"pipeline_{i:02d}" for i in range(50)]
 project = KedroProject(name="Bench Fifty", package="bench_fifty", path=Path.cwd(), env=None, run_env="local")

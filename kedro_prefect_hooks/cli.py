@@ -150,7 +150,8 @@ def worker_stop(metadata, env: str | None, timeout: float) -> None:
     Example:
       kedro prefect worker stop --timeout 30
     """
-    from kedro_prefect_hooks.config import ConfigError, load_project_config
+    from kedro_prefect_hooks.config import ConfigError
+    from kedro_prefect_hooks.project import load_project_config
     from kedro_prefect_hooks.worker import stop_worker
 
     project_path, _ = _project(metadata)

@@ -364,13 +364,6 @@ def load_config(config_loader: Any) -> PrefectConfig | None:
     return parse_config(raw, config_files(config_loader))
 
 
-def load_project_config(project_path: Path, env: str | None, runtime_params: dict | None = None) -> PrefectConfig:
-    """The config of a bootstrapped project, without opening a session (so no hook runs)."""
-    from kedro_prefect_hooks.project import project_config_loader
-
-    return load_config(project_config_loader(project_path, env, runtime_params)) or PrefectConfig()
-
-
 def parse_config(raw: Any, files: list[Path] | None = None) -> PrefectConfig:
     """Validate a raw config dict; `files` are named in error messages."""
     files = files or []

@@ -13,7 +13,8 @@ from typing import Any
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
 
-from kedro_prefect_hooks.config import load_project_config
+from kedro_prefect_hooks.compat import run_session
+from kedro_prefect_hooks.project import load_project_config
 from kedro_prefect_hooks.report import RunReport, artifact_key
 from kedro_prefect_hooks.run_logging import kedro_logs_to_prefect
 
@@ -51,8 +52,9 @@ def kedro_pipeline(
             project_path=project_path, env=env, runtime_params=params
         ) as session:
             report.save_version = session.session_id
-            session.run(
-                pipeline_names=[pipeline],
+            run_session(
+                session,
+                pipeline,
                 runner=PrefectRunner(options, report),
                 tags=tags,
                 node_names=node_names,

@@ -11,27 +11,16 @@ import hashlib
 import json
 import re
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from kedro_prefect_hooks import __version__
 from kedro_prefect_hooks.config import PrefectConfig
+from kedro_prefect_hooks.project import KedroProject
 
 MANAGED_TAG = "kedro-prefect-hooks"
 FLOW_ENTRYPOINT = "kedro_prefect_hooks.flow.kedro_pipeline"
 SET_TAG_PREFIX = "kph-set:"
 _FORBIDDEN = re.compile(r"[/%&<>]")
-
-
-@dataclass(frozen=True)
-class KedroProject:
-    """What registration needs to know about the project and the session."""
-
-    name: str
-    package: str
-    path: Path
-    env: str | None  # as the session got it; None means Kedro's default run env
-    run_env: str  # the env actually in force, for names and tags
 
 
 @dataclass(frozen=True)

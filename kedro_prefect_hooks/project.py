@@ -1,18 +1,31 @@
-"""What the hook needs to know about the Kedro project and the session it runs in."""
+"""What the plugin needs to know about the Kedro project and the session it runs in."""
 
 from __future__ import annotations
 
 import os
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from kedro_prefect_hooks.plan import KedroProject
+from kedro_prefect_hooks.compat import all_pipelines_visible
+from kedro_prefect_hooks.config import PrefectConfig, load_config
 
 try:
     import tomllib
 except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib  # type: ignore[no-redef]
+
+
+@dataclass(frozen=True)
+class KedroProject:
+    """What registration needs to know about the project and the session."""
+
+    name: str
+    package: str
+    path: Path
+    env: str | None  # as the session got it; None means Kedro's default run env
+    run_env: str  # the env actually in force, for names and tags
 
 
 def describe_project(project_path: Path | str, env: str | None, config_loader: Any) -> KedroProject:
@@ -32,18 +45,12 @@ def registered_pipeline_names() -> list[str]:
     """Every pipeline the project registers, even when the command asked for a few.
 
     Since Kedro 1.5, `kedro run --pipelines a` makes the registry load only `a`;
-    lift that filter for one read and put it back, so the run loads what it asked.
+    the filter is lifted for this one read and put back, so the run loads what it asked.
     """
     from kedro.framework.project import pipelines
 
-    requested = getattr(pipelines, "_requested_pipelines", None)
-    if requested is None:
+    with all_pipelines_visible(pipelines):
         return sorted(pipelines.keys())
-    pipelines.set_requested(None)
-    try:
-        return sorted(pipelines.keys())
-    finally:
-        pipelines.set_requested(requested)
 
 
 def inside_prefect_run() -> bool:
@@ -64,3 +71,8 @@ def project_config_loader(project_path: Path, env: str | None, runtime_params: d
         runtime_params=runtime_params,
         **settings.CONFIG_LOADER_ARGS,
     )
+
+
+def load_project_config(project_path: Path, env: str | None, runtime_params: dict | None = None) -> PrefectConfig:
+    """The config of a bootstrapped project, without opening a session (so no hook runs)."""
+    return load_config(project_config_loader(project_path, env, runtime_params)) or PrefectConfig()

@@ -3,21 +3,21 @@
 from __future__ import annotations
 
 import logging
-import sys
 from dataclasses import dataclass, field
 from typing import Any
 
 from kedro_prefect_hooks.api import ApiSettings, PrefectApi
+from kedro_prefect_hooks.compat import import_prefect
 from kedro_prefect_hooks.config import PrefectConfig
 from kedro_prefect_hooks.plan import (
     SET_TAG_PREFIX,
     DesiredDeployment,
-    KedroProject,
     desired_deployments,
     fingerprint,
     ownership_tags,
     stale,
 )
+from kedro_prefect_hooks.project import KedroProject
 
 logger = logging.getLogger(__name__)
 
@@ -49,7 +49,7 @@ def register(
     ):
         return Outcome(unchanged=[d.full_name for d in desired])
 
-    _import_prefect_keeping_logging()
+    import_prefect()
     outcome = Outcome()
     outcome.created_work_pool = client.ensure_work_pool(
         config.work_pool.name, _process_pool_template
@@ -123,23 +123,6 @@ def _api_body(
         "version": version,
         "parameter_openapi_schema": schema,
     }
-
-
-def _import_prefect_keeping_logging() -> None:
-    """Import prefect without letting it take over the running command's logging.
-
-    Prefect runs `logging.config.dictConfig` on import and, seeing Kedro's rich
-    handler as no "user handler", swaps the root handlers for its own.
-    """
-    if "prefect.main" in sys.modules:
-        return
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    try:
-        import prefect.main  # noqa: F401
-    finally:
-        root.handlers[:] = handlers
-        root.setLevel(level)
 
 
 def _process_pool_template() -> dict[str, Any]:

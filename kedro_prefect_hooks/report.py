@@ -7,6 +7,8 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
+from kedro_prefect_hooks.compat import dataset_description
+
 
 @dataclass
 class NodeRecord:
@@ -92,10 +94,7 @@ def describe_dataset(name: str, dataset: Any) -> WrittenDataset | None:
     kind = type(dataset).__name__
     if kind in ("MemoryDataset", "SharedMemoryDataset"):
         return None
-    try:
-        description = dataset._describe()  # every Kedro dataset implements it
-    except Exception:
-        description = {}
+    description = dataset_description(dataset)
     location = description.get("filepath") or description.get("path") or ""
     return WrittenDataset(name=name, type=kind, location=str(location))
 

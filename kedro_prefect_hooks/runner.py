@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import graphlib
+import logging
 import time
 from collections import Counter
 from itertools import chain
@@ -22,8 +23,11 @@ from prefect import tags, task
 from prefect.cache_policies import NO_CACHE
 from prefect.task_runners import ThreadPoolTaskRunner
 
+from kedro_prefect_hooks.compat import suggest_resume
 from kedro_prefect_hooks.config import RunOptions
 from kedro_prefect_hooks.report import RunReport, describe_dataset
+
+logger = logging.getLogger(__name__)
 
 
 class WorkUnit:
@@ -132,7 +136,7 @@ class PrefectRunner(AbstractRunner):
                 self._record_outputs(node, catalog)
             # DEBUG, not INFO as in Kedro's runners: each task run already shows its state,
             # and a console line per node held up submissions (measured, 100-node fan-out).
-            self._logger.debug("Completed %d out of %d nodes", len(done_nodes), len(pipeline.nodes))
+            logger.debug("Completed %d out of %d nodes", len(done_nodes), len(pipeline.nodes))
 
         try:
             if self._options.task_runner == "sequential":
@@ -140,7 +144,7 @@ class PrefectRunner(AbstractRunner):
             else:
                 self._run_in_threads(units, finished)
         except Exception:
-            self._suggest_resume_scenario(pipeline, done_nodes, catalog)
+            suggest_resume(self, pipeline, done_nodes, catalog)
             raise
 
     def _prefect_task(self, unit: WorkUnit):

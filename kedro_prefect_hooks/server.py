@@ -44,6 +44,47 @@ def is_healthy(api_url: str, timeout: float = 1.0) -> bool:
         return False
 
 
+def server_install_problems(versions: dict[str, str | None] | None = None) -> list[str]:
+    """What stops a local `prefect server start` from working here, each with its fix.
+
+    Measured: prefect 3.8's server breaks with fastapi >= 0.151 (`Body(min_items=...)`),
+    and its scheduler fails on every loop with SQLAlchemy 2.1, so schedules never
+    create runs. prefect 3.9 pins fastapi itself and schedules on SQLAlchemy 2.1.
+    """
+    versions = versions if versions is not None else _installed(("prefect", "fastapi", "sqlalchemy"))
+    prefect = _release(versions.get("prefect"))
+    if prefect is None or prefect >= (3, 9):
+        return []
+    fix = "pip install 'kedro-prefect-hooks[server]' (or upgrade to prefect 3.9 on Python 3.11+)"
+    problems = []
+    if (fastapi := _release(versions.get("fastapi"))) and fastapi >= (0, 151):
+        problems.append(f"prefect {versions['prefect']}'s server does not start with fastapi "
+                        f"{versions['fastapi']} (it needs fastapi<0.151): {fix}")
+    if (sqlalchemy := _release(versions.get("sqlalchemy"))) and sqlalchemy >= (2, 1):
+        problems.append(f"prefect {versions['prefect']}'s scheduler fails with SQLAlchemy "
+                        f"{versions['sqlalchemy']}, so schedules would never create runs "
+                        f"(it needs sqlalchemy<2.1): {fix}")
+    return problems
+
+
+def _installed(names: tuple[str, ...]) -> dict[str, str | None]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    found: dict[str, str | None] = {}
+    for name in names:
+        try:
+            found[name] = version(name)
+        except PackageNotFoundError:
+            found[name] = None
+    return found
+
+
+def _release(version: str | None) -> tuple[int, ...] | None:
+    """(major, minor) of a version string; None when not installed or unreadable."""
+    parts = (version or "").split(".")[:2]
+    return tuple(int(p) for p in parts) if len(parts) == 2 and all(p.isdigit() for p in parts) else None
+
+
 def _server_command(port: int) -> list[str]:
     return [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)]
 
@@ -75,6 +116,8 @@ def start_server(
     prefect_home: Path, port: int | None = None, ui: bool = False, wait: float = 120
 ) -> tuple[subprocess.Popen, str]:
     """`prefect server start` as a child process; returns the process and its API URL."""
+    if problems := server_install_problems():
+        raise RuntimeError("; ".join(problems))
     port = port or free_port()
     prefect_home.mkdir(parents=True, exist_ok=True)
     log_path = prefect_home / "server.log"
@@ -111,6 +154,8 @@ def start_local_server(project_path: Path, port: int | None = None, wait: float 
         record = read_record(path)
         if is_running(record):
             return record, False
+        if problems := server_install_problems():
+            raise RuntimeError("; ".join(problems))
         port = port or (4200 if _port_free(4200) else free_port())
         home = state_dir(project_path) / "prefect-home"
         home.mkdir(parents=True, exist_ok=True)

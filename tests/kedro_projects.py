@@ -200,6 +200,11 @@ from pathlib import Path as _Path
 from kedro.framework.hooks import hook_impl as _hook_impl
 
 
+def _run_id(run_params):
+    # Kedro 1.3+ names it run_id; 1.0-1.2 session_id (the same value).
+    return run_params.get("run_id") or run_params["session_id"]
+
+
 class HookRecorder:
     """Writes every hook call of a flow run to data/hooks-<flow run id>.jsonl."""
 
@@ -210,11 +215,11 @@ class HookRecorder:
 
     @_hook_impl
     def before_pipeline_run(self, run_params, pipeline, catalog):
-        self._write("before_pipeline_run", run_id=run_params["run_id"], env=run_params["env"])
+        self._write("before_pipeline_run", run_id=_run_id(run_params), env=run_params["env"])
 
     @_hook_impl
     def after_pipeline_run(self, run_params, run_result, pipeline, catalog):
-        self._write("after_pipeline_run", run_id=run_params["run_id"])
+        self._write("after_pipeline_run", run_id=_run_id(run_params))
 
     @_hook_impl
     def on_pipeline_error(self, error, run_params, pipeline, catalog):

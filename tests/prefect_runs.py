@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import time
+from datetime import datetime
 
 import httpx
 
 TERMINAL = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
+
+
+def timestamp(text: str) -> datetime:
+    """A timestamp of the API; Python 3.10's fromisoformat does not read the trailing "Z"."""
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
 def _call(method: str, url: str, **kwargs) -> httpx.Response:
@@ -40,6 +46,11 @@ def wait_for_run(api_url: str, flow_run_id: str, timeout: float = 180) -> dict:
 
 def _filter(api_url: str, what: str, body: dict) -> list[dict]:
     return _call("POST", f"{api_url}/{what}/filter", json=body).json()
+
+
+def filter_runs(api_url: str, body: dict) -> list[dict]:
+    """Flow runs matching a /flow_runs/filter body."""
+    return _filter(api_url, "flow_runs", body)
 
 
 def task_runs(api_url: str, flow_run_id: str) -> dict[str, dict]:

@@ -10,12 +10,12 @@ import pytest
 from kedro_prefect_hooks.api import resolve_api
 from kedro_prefect_hooks.config import FLOW_PARAMETERS, ConfigError, parse_config
 from kedro_prefect_hooks.plan import (
-    KedroProject,
     desired_deployments,
     fingerprint,
     sanitise,
     stale,
 )
+from kedro_prefect_hooks.project import KedroProject
 
 PROJECT = KedroProject(
     name="Spaceflights", package="spaceflights", path=Path("/srv/sf"), env=None, run_env="local"

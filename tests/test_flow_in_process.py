@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from kedro_projects import add_flow_pipelines
-from prefect_runs import task_runs
+from prefect_runs import task_runs, timestamp
 
 
 @pytest.fixture
@@ -30,7 +30,7 @@ def run_flow(api_url, make_project, monkeypatch):
 
 def spans(tasks: dict) -> list[tuple[datetime, datetime]]:
     return sorted(
-        (datetime.fromisoformat(t["start_time"]), datetime.fromisoformat(t["end_time"]))
+        (timestamp(t["start_time"]), timestamp(t["end_time"]))
         for t in tasks.values()
     )
 

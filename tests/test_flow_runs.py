@@ -7,13 +7,12 @@ each wave at once, so the worker runs them side by side.
 from __future__ import annotations
 
 import json
-from datetime import datetime
 from pathlib import Path
 
 import pytest
 from conftest import open_session, project_deployments
 from kedro_projects import add_flow_pipelines, copy_project
-from prefect_runs import run_artifacts, run_logs, task_runs, trigger, wait_for_run
+from prefect_runs import run_artifacts, run_logs, task_runs, timestamp, trigger, wait_for_run
 
 PREFECT_YML = """
 pipelines: all
@@ -87,7 +86,7 @@ def test_each_node_is_a_task_run_in_dependency_order(prefect_server, flow_projec
     assert all(state(t) == "COMPLETED" for t in tasks.values())
     double, add_one = tasks["double"], tasks["add_one"]
     assert add_one["task_inputs"]["wait_for"] == [{"input_type": "task_run", "id": double["id"]}]
-    assert datetime.fromisoformat(add_one["start_time"]) >= datetime.fromisoformat(double["end_time"])
+    assert timestamp(add_one["start_time"]) >= timestamp(double["end_time"])
     assert json.loads((flow_project / "data" / "08_reporting" / "result.json").read_text()) == 7
 
 
@@ -147,8 +146,8 @@ def test_independent_nodes_run_concurrently(prefect_server, first_wave):
     assert completed(run)
     tasks = task_runs(prefect_server, run["id"]).values()
     assert len(tasks) == 4
-    last_start = max(datetime.fromisoformat(t["start_time"]) for t in tasks)
-    first_end = min(datetime.fromisoformat(t["end_time"]) for t in tasks)
+    last_start = max(timestamp(t["start_time"]) for t in tasks)
+    first_end = min(timestamp(t["end_time"]) for t in tasks)
     assert last_start < first_end  # all four were running at one moment
 
 

@@ -1,0 +1,71 @@
+"""The private and version-dependent APIs in compat.py keep working, or fail safe, when they change."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import kedro, project_deployments
+
+from kedro_prefect_hooks.compat import all_pipelines_visible, run_session
+
+
+class Registry:
+    """Kedro's pipeline registry as far as compat.py uses it (set_requested, keys)."""
+
+    def __init__(self, attribute: str = "_requested_pipelines"):
+        self.attribute = attribute
+        setattr(self, attribute, ["a"])
+
+    def set_requested(self, names):
+        setattr(self, self.attribute, names)
+
+    def keys(self):
+        requested = getattr(self, self.attribute)
+        return ["a"] if requested else ["a", "b", "c"]
+
+
+def test_the_run_filter_is_lifted_for_the_read_and_restored():
+    registry = Registry()
+    with all_pipelines_visible(registry):
+        assert registry.keys() == ["a", "b", "c"]
+    assert registry._requested_pipelines == ["a"]
+
+
+def test_if_kedro_renames_the_filter_every_pipeline_is_still_seen():
+    """The fallback is slower (the run loads every pipeline) but never registers fewer."""
+    registry = Registry(attribute="_renamed_filter")
+    with all_pipelines_visible(registry):
+        assert registry.keys() == ["a", "b", "c"]
+    assert registry.keys() == ["a", "b", "c"]
+
+
+@pytest.mark.parametrize("keyword", ["pipeline_names", "pipeline_name"])
+def test_session_run_uses_the_keyword_this_kedro_has(keyword):
+    """Kedro 1.2 added `pipeline_names`; 1.0 and 1.1 take `pipeline_name`."""
+    calls = []
+
+    class Session:
+        if keyword == "pipeline_names":
+
+            def run(self, pipeline_names=None, runner=None, tags=None):
+                calls.append(("names", pipeline_names, tags))
+        else:
+
+            def run(self, pipeline_name=None, runner=None, tags=None):
+                calls.append(("name", pipeline_name, tags))
+
+    run_session(Session(), "ds", runner=None, tags=["t"])
+    assert calls == [("names", ["ds"], ["t"])] if keyword == "pipeline_names" else [("name", "ds", ["t"])]
+
+
+@pytest.mark.parametrize("on_error", ["warn", "raise"])
+def test_a_prefect_that_fails_to_import_is_reported_like_an_api_error(api_url, make_project, tmp_path, on_error):
+    """Seen with an incompatible prefect: its import error must not break `kedro run` under `warn`."""
+    broken = tmp_path / "broken-site"
+    (broken / "prefect").mkdir(parents=True)
+    (broken / "prefect" / "__init__.py").write_text("raise ImportError('simulated incompatible prefect')\n")
+    project = make_project(f"pipelines: all\non_error: {on_error}\n")
+    result = kedro(project, "run", env={"PYTHONPATH": str(broken), "COLUMNS": "1000"})
+    output = result.stdout + result.stderr
+    assert "prefect could not be imported (ImportError: simulated incompatible prefect)" in output
+    assert result.returncode == (0 if on_error == "warn" else 1), output
+    assert project_deployments(api_url, project) == []
