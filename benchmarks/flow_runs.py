@@ -104,8 +104,8 @@ def measure(project: Path, api_url: str, repeat: int, out: Path) -> None:
     from prefect import flow, task
     from prefect.cache_policies import NO_CACHE
     from prefect.events.worker import EventsWorker
-    from prefect.logging.handlers import APILogWorker
     from prefect.futures import wait
+    from prefect.logging.handlers import APILogWorker
     from prefect.settings import PREFECT_API_URL, temporary_settings
     from prefect.task_runners import ThreadPoolTaskRunner
 
@@ -149,6 +149,7 @@ def measure(project: Path, api_url: str, repeat: int, out: Path) -> None:
         "8 x 1 s sleep: our flow, threads": lambda: ours("sleepers"),
         "8 x 1 s sleep: our flow, sequential": lambda: ours("sleepers_sequential"),
     }
+
     def run_and_ship(run) -> float:
         """Seconds for a run plus sending its logs and events, as a worker's flow process does before exiting."""
         start = time.perf_counter()
@@ -187,11 +188,15 @@ def report(timings: dict[str, list[float]]) -> None:
         # Kedro's own per-node work (hooks, catalog, its log lines) is in our flow and not in
         # the bare tasks; subtract it, measured with the same kind of runner (threads or not).
         kedro_same = median.get(f"{shape}: plain kedro threads", median[f"{shape}: plain kedro"])
-        print(f"  (our flow - plain kedro, same runner kind) / bare prefect = {(ours - kedro_same) / bare:.2f}")
+        print(
+            f"  (our flow - plain kedro, same runner kind) / bare prefect = {(ours - kedro_same) / bare:.2f}"
+        )
     threads = median["8 x 1 s sleep: our flow, threads"]
     sequential = median["8 x 1 s sleep: our flow, sequential"]
-    print(f"\n8 independent nodes sleeping 1 s: threads {threads:.2f} s, sequential {sequential:.2f} s, "
-          f"ratio {threads / sequential:.2f}   (target <= 0.33)")
+    print(
+        f"\n8 independent nodes sleeping 1 s: threads {threads:.2f} s, sequential {sequential:.2f} s, "
+        f"ratio {threads / sequential:.2f}   (target <= 0.33)"
+    )
 
 
 def main() -> None:
@@ -208,8 +213,12 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        env = {**os.environ, "KEDRO_DISABLE_TELEMETRY": "1", "DO_NOT_TRACK": "1",
-               "PREFECT_HOME": str(root / "client-home")}
+        env = {
+            **os.environ,
+            "KEDRO_DISABLE_TELEMETRY": "1",
+            "DO_NOT_TRACK": "1",
+            "PREFECT_HOME": str(root / "client-home"),
+        }
         if args.plain_logging:
             import kedro.framework.project
 
@@ -222,8 +231,20 @@ def main() -> None:
             out = root / "timings.json"
             print(f"measuring ({args.repeat} rounds; a few minutes)...", flush=True)
             subprocess.run(
-                [sys.executable, __file__, "--repeat", str(args.repeat), "--child", str(project), api_url, str(out)],
-                env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                [
+                    sys.executable,
+                    __file__,
+                    "--repeat",
+                    str(args.repeat),
+                    "--child",
+                    str(project),
+                    api_url,
+                    str(out),
+                ],
+                env=env,
+                check=True,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
             )
             report(json.loads(out.read_text()))
         finally:

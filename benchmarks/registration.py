@@ -24,9 +24,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 
-from kedro_projects import BIN, copy_project, new_project  # noqa: E402
-
 from kedro_prefect_hooks.server import free_port, start_server, stop_server  # noqa: E402
+from kedro_projects import BIN, copy_project, new_project  # noqa: E402
 
 REGISTER_50 = """
 import sys, time
@@ -76,7 +75,8 @@ def main() -> None:
                 "hook, deployments current": (with_hook, api_url),
                 "hook, API down (refused)": (with_hook, f"http://127.0.0.1:{free_port()}/api"),
                 "hook, API silent (2 s timeout)": (
-                    with_hook, f"http://127.0.0.1:{silent.getsockname()[1]}/api"
+                    with_hook,
+                    f"http://127.0.0.1:{silent.getsockname()[1]}/api",
                 ),
             }
             kedro_run(with_hook, {**env, "PREFECT_API_URL": api_url})  # registers once; warms caches
@@ -96,8 +96,11 @@ def main() -> None:
             print("register 50 pipelines, each in a fresh process (register() call; plugin import apart):")
             for label in ("first time", "nothing changed"):
                 result = subprocess.run(
-                    [sys.executable, "-c", REGISTER_50], cwd=root, env=register_env,
-                    capture_output=True, text=True,
+                    [sys.executable, "-c", REGISTER_50],
+                    cwd=root,
+                    env=register_env,
+                    capture_output=True,
+                    text=True,
                 )
                 if result.returncode:
                     sys.exit(f"registering 50 pipelines failed:\n{result.stderr[-3000:]}")

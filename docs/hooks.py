@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ast
 import inspect
+import itertools
 import json
 import types
 import typing
@@ -29,10 +30,14 @@ def field_docstrings() -> dict[tuple[str, str], str]:
     for node in ast.walk(tree):
         if isinstance(node, ast.ClassDef):
             body = node.body
-            for item, after in zip(body, body[1:]):
-                if (isinstance(item, ast.AnnAssign) and isinstance(item.target, ast.Name)
-                        and isinstance(after, ast.Expr) and isinstance(after.value, ast.Constant)
-                        and isinstance(after.value.value, str)):
+            for item, after in itertools.pairwise(body):
+                if (
+                    isinstance(item, ast.AnnAssign)
+                    and isinstance(item.target, ast.Name)
+                    and isinstance(after, ast.Expr)
+                    and isinstance(after.value, ast.Constant)
+                    and isinstance(after.value.value, str)
+                ):
                     found[(node.name, item.target.id)] = after.value.value
     return found
 
@@ -66,8 +71,14 @@ def default_text(field) -> str:
 
 def model_section(model: type[BaseModel], prefix: str, docs: dict, seen: set) -> list[str]:
     own_doc = inspect.cleandoc(model.__dict__.get("__doc__") or "")  # not BaseModel's
-    lines = [f"## `{prefix or 'prefect.yml'}` ({model.__name__})", "", own_doc, "",
-             "| key | type | default | description |", "|---|---|---|---|"]
+    lines = [
+        f"## `{prefix or 'prefect.yml'}` ({model.__name__})",
+        "",
+        own_doc,
+        "",
+        "| key | type | default | description |",
+        "|---|---|---|---|",
+    ]
     nested = []
     for name, field in model.model_fields.items():
         key = f"{prefix}.{name}" if prefix else name
@@ -86,10 +97,14 @@ def model_section(model: type[BaseModel], prefix: str, docs: dict, seen: set) ->
 
 
 def write_reference() -> None:
-    lines = ["# Configuration reference (generated)", "",
-             "Every key of `conf/<env>/prefect.yml`, built from the plugin's pydantic models when the",
-             "docs are built. Unknown keys are errors. See [Configuration](configuration.md) for",
-             "examples and merge rules.", ""]
+    lines = [
+        "# Configuration reference (generated)",
+        "",
+        "Every key of `conf/<env>/prefect.yml`, built from the plugin's pydantic models when the",
+        "docs are built. Unknown keys are errors. See [Configuration](configuration.md) for",
+        "examples and merge rules.",
+        "",
+    ]
     lines += model_section(PrefectConfig, "", field_docstrings(), {PrefectConfig})
     text = "\n".join(lines) + "\n"
     if not OUT.exists() or OUT.read_text() != text:

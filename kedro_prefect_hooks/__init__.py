@@ -2,6 +2,6 @@
 
 __version__ = "0.1.0"
 
-from kedro_prefect_hooks.hooks import PrefectHook  # noqa: E402
+from kedro_prefect_hooks.hooks import PrefectHook
 
 __all__ = ["PrefectHook", "__version__"]

@@ -22,10 +22,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
 
-try:
-    import tomllib
-except ModuleNotFoundError:  # Python 3.10
-    import tomli as tomllib  # type: ignore[no-redef]
+from kedro_prefect_hooks.compat import TOMLDecodeError, read_toml
 
 PAGE_SIZE = 200
 # The server answers these when asked to retry (e.g. SQLite busy under load); a
@@ -36,6 +33,10 @@ RETRY_WAITS = (0.2, 0.5, 1.0, 2.0)
 
 class PrefectApiError(RuntimeError):
     """The Prefect API could not be reached or refused a request."""
+
+
+class PrefectUnavailable(PrefectApiError):
+    """prefect cannot be imported here (a broken or incompatible install): handled like an API error."""
 
 
 @dataclass(frozen=True)
@@ -49,7 +50,6 @@ class ApiSettings:
     url: str
     source: str
     headers: dict[str, str] = field(default_factory=dict, repr=False)
-
 
 
 def resolve_api(configured_url: str | None) -> ApiSettings | None:
@@ -83,8 +83,8 @@ def _active_profile() -> tuple[str, dict[str, str]]:
     home = Path(os.environ.get("PREFECT_HOME") or Path.home() / ".prefect").expanduser()
     path = Path(os.environ.get("PREFECT_PROFILES_PATH") or home / "profiles.toml").expanduser()
     try:
-        data = tomllib.loads(path.read_text())
-    except (OSError, tomllib.TOMLDecodeError):
+        data = read_toml(path)
+    except (OSError, TOMLDecodeError):
         return "", {}
     name = os.environ.get("PREFECT_PROFILE") or data.get("active") or ""
     profile = data.get("profiles", {}).get(name, {})
@@ -117,7 +117,7 @@ class PrefectApi:
                     status, raw = response.status, response.read()
             except urllib.error.HTTPError as exc:
                 status, raw = exc.code, exc.read()
-            except (TimeoutError, socket.timeout):
+            except TimeoutError:
                 raise self._error(f"no answer within {self.timeout:g} s") from None
             except urllib.error.URLError as exc:
                 if isinstance(exc.reason, (TimeoutError, socket.timeout)):
@@ -134,9 +134,7 @@ class PrefectApi:
         return status, payload
 
     def _error(self, cause: str) -> PrefectApiError:
-        return PrefectApiError(
-            f"Prefect API at {self.settings.url} ({self.settings.source}): {cause}"
-        )
+        return PrefectApiError(f"Prefect API at {self.settings.url} ({self.settings.source}): {cause}")
 
     def _json(self, method: str, path: str, body: Any = None) -> Any:
         status, payload = self._request(method, path, body)
@@ -191,7 +189,9 @@ class PrefectApi:
         self._request("DELETE", f"/deployments/{deployment_id}")
 
     def deployment_by_name(self, flow: str, name: str) -> dict[str, Any] | None:
-        status, payload = self._request("GET", f"/deployments/name/{quote(flow, safe='')}/{quote(name, safe='')}")
+        status, payload = self._request(
+            "GET", f"/deployments/name/{quote(flow, safe='')}/{quote(name, safe='')}"
+        )
         return None if status == 404 else payload
 
     def flow_name(self, flow_id: str) -> str:
@@ -205,9 +205,15 @@ class PrefectApi:
         return self._json("GET", f"/flow_runs/{flow_run_id}")
 
     def last_flow_run(self, deployment_id: str) -> dict[str, Any] | None:
-        runs = self._json("POST", "/flow_runs/filter", {
-            "deployments": {"id": {"any_": [deployment_id]}}, "sort": "EXPECTED_START_TIME_DESC", "limit": 1,
-        })
+        runs = self._json(
+            "POST",
+            "/flow_runs/filter",
+            {
+                "deployments": {"id": {"any_": [deployment_id]}},
+                "sort": "EXPECTED_START_TIME_DESC",
+                "limit": 1,
+            },
+        )
         return runs[0] if runs else None
 
     def task_run_states(self, flow_run_id: str) -> list[str]:

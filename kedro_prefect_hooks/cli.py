@@ -97,9 +97,12 @@ def worker_start(metadata, env: str | None) -> None:
                 "stop it first with `kedro prefect worker stop`."
             )
         click.echo(f"Worker for pool '{pool}' at {api.url}; Ctrl-C stops it.")
-        process = subprocess.Popen(worker_command(package, pool, config.worker), cwd=project_path,
-                                   env=worker_env(api, config.worker))
-        write_record(path, Record(pid=process.pid, marker=worker_name(package, pool), log="(terminal)", url=api.url))
+        process = subprocess.Popen(
+            worker_command(package, pool, config.worker), cwd=project_path, env=worker_env(api, config.worker)
+        )
+        write_record(
+            path, Record(pid=process.pid, marker=worker_name(package, pool), log="(terminal)", url=api.url)
+        )
     # A service manager stops us with SIGTERM: pass it on, so the worker does not outlive us.
     signal.signal(signal.SIGTERM, lambda *_: process.terminate())
     try:
@@ -127,14 +130,18 @@ def worker_status(metadata, env: str | None) -> None:
     config, api, _ = _config_and_api(metadata, env, required=False)
     pool = config.work_pool.name
     mine = running_workers(project_path).get(pool)
-    click.echo(f"this project's worker for pool '{pool}': "
-               + (f"running, pid {mine.pid}, log {mine.log}" if mine else "not running"))
+    click.echo(
+        f"this project's worker for pool '{pool}': "
+        + (f"running, pid {mine.pid}, log {mine.log}" if mine else "not running")
+    )
     try:
         seen = PrefectApi(api, timeout=config.timeout).pool_workers(pool)
     except PrefectApiError as exc:
         raise click.ClickException(str(exc)) from None
     for entry in seen:
-        click.echo(f"  {entry['name']}: {entry.get('status')}, last heartbeat {entry.get('last_heartbeat_time')}")
+        click.echo(
+            f"  {entry['name']}: {entry.get('status')}, last heartbeat {entry.get('last_heartbeat_time')}"
+        )
     if not seen:
         click.echo(f"  Prefect knows no worker for pool '{pool}' at {api.url}")
 
@@ -181,7 +188,9 @@ def server_start(metadata, port: int | None) -> None:
     except RuntimeError as exc:
         raise click.ClickException(str(exc)) from None
     ui = record.url.removesuffix("/api")
-    click.echo(("Started" if started else "Already running") + f": UI {ui}, API {record.url} (pid {record.pid})")
+    click.echo(
+        ("Started" if started else "Already running") + f": UI {ui}, API {record.url} (pid {record.pid})"
+    )
     click.echo(f"Log: {record.log}. Kedro commands in this project use it while no PREFECT_API_URL is set.")
 
 
@@ -194,17 +203,18 @@ def server_status(metadata) -> None:
     Example:
       kedro prefect server status
     """
-    from kedro_prefect_hooks.processes import read_record
-    from kedro_prefect_hooks.server import is_healthy, local_record_path, local_server_url
+    from kedro_prefect_hooks.server import is_healthy, local_server
 
     project_path, _ = _project(metadata)
-    url = local_server_url(project_path)
-    if not url:
+    record = local_server(project_path)
+    if record is None:
         click.echo("local server: not running (start it with `kedro prefect server start`)")
         return
-    record = read_record(local_record_path(project_path))
-    health = "healthy" if is_healthy(url) else "not answering yet"
-    click.echo(f"local server: running, {health}, UI {url.removesuffix('/api')}, pid {record.pid}, log {record.log}")
+    health = "healthy" if is_healthy(record.url) else "not answering yet"
+    click.echo(
+        f"local server: running, {health}, UI {record.url.removesuffix('/api')}, pid {record.pid}, "
+        f"log {record.log}"
+    )
 
 
 @server.command("stop")
@@ -236,7 +246,9 @@ def _selected(config, names: tuple[str, ...]) -> list[str]:
         raise click.ClickException(str(exc)) from None
     unknown = [n for n in names if n not in selected]
     if unknown:
-        raise click.ClickException(f"pipeline(s) {unknown} are not selected in prefect.yml; selected: {selected}")
+        raise click.ClickException(
+            f"pipeline(s) {unknown} are not selected in prefect.yml; selected: {selected}"
+        )
     return list(names) or selected
 
 
@@ -272,8 +284,10 @@ def init(metadata, env: str, force: bool) -> None:
     target.write_text(template.format(project_name=metadata.project_name))
     click.echo(f"Wrote {target}")
     if not any(isinstance(hook, PrefectHook) for hook in getattr(settings, "HOOKS", ())):
-        click.echo(f"Enable the hook in src/{metadata.package_name}/settings.py:\n\n"
-                   "    from kedro_prefect_hooks import PrefectHook\n\n    HOOKS = (PrefectHook(),)\n")
+        click.echo(
+            f"Enable the hook in src/{metadata.package_name}/settings.py:\n\n"
+            "    from kedro_prefect_hooks import PrefectHook\n\n    HOOKS = (PrefectHook(),)\n"
+        )
 
 
 @prefect.command()
@@ -341,9 +355,13 @@ def list_deployments(metadata, env: str | None) -> None:
             current = "current" if set_tag in found["tags"] else "outdated"
             schedules = [s["schedule"] for s in found.get("schedules") or []]
             last = client.last_flow_run(found["id"])
-            last_state = f"{last['state']['type']} ({last['name']})" if last and last.get("state") else "never run"
-            click.echo(f"{deployment.full_name}: {current}, pool {found['work_pool_name']}, "
-                       f"schedule {_schedule_text(schedules)}, last run {last_state}")
+            last_state = (
+                f"{last['state']['type']} ({last['name']})" if last and last.get("state") else "never run"
+            )
+            click.echo(
+                f"{deployment.full_name}: {current}, pool {found['work_pool_name']}, "
+                f"schedule {_schedule_text(schedules)}, last run {last_state}"
+            )
     except PrefectApiError as exc:
         raise click.ClickException(str(exc)) from None
 
@@ -415,8 +433,10 @@ def run(metadata, pipeline: str, env: str | None, params: str, wait: bool, timeo
         parameters = {"params": parse_params(params)} if params else {}
         flow_run = client.create_flow_run(found["id"], parameters)
         ui = api.url.removesuffix("/api")
-        click.echo(f"Triggered {deployment.full_name}: flow run '{flow_run['name']}' "
-                   f"{ui}/runs/flow-run/{flow_run['id']}")
+        click.echo(
+            f"Triggered {deployment.full_name}: flow run '{flow_run['name']}' "
+            f"{ui}/runs/flow-run/{flow_run['id']}"
+        )
         if not wait:
             return
         shown, deadline = None, time.monotonic() + timeout
@@ -438,9 +458,13 @@ def run(metadata, pipeline: str, env: str | None, params: str, wait: bool, timeo
                     tasks = settled
                 click.echo(f"{state}: {tasks.count('COMPLETED')}/{len(tasks)} tasks completed")
                 if state != "COMPLETED":
-                    raise click.ClickException(f"{deployment.full_name} ended {state}: {flow_run['state'].get('message')}")
+                    raise click.ClickException(
+                        f"{deployment.full_name} ended {state}: {flow_run['state'].get('message')}"
+                    )
                 return
             time.sleep(1)
-        raise click.ClickException(f"still {shown} after {timeout:g} s; see {ui}/runs/flow-run/{flow_run['id']}")
+        raise click.ClickException(
+            f"still {shown} after {timeout:g} s; see {ui}/runs/flow-run/{flow_run['id']}"
+        )
     except PrefectApiError as exc:
         raise click.ClickException(str(exc)) from None

@@ -11,9 +11,13 @@ import logging
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
-from kedro_prefect_hooks.api import PrefectApiError
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # the same parser, as a package
+    import tomli as tomllib
 
 
 @contextmanager
@@ -69,8 +73,12 @@ def suggest_resume(runner: Any, pipeline: Any, done_nodes: list, catalog: Any) -
         suggest(pipeline, done_nodes, catalog)
 
 
-class PrefectUnavailable(PrefectApiError):
-    """prefect cannot be imported here (a broken or incompatible install): handled like an API error."""
+def read_toml(path: Path) -> dict[str, Any]:
+    """A TOML file (pyproject.toml, Prefect's profiles.toml); tomllib is 3.11+, tomli before."""
+    return tomllib.loads(path.read_text())
+
+
+TOMLDecodeError = tomllib.TOMLDecodeError
 
 
 def import_prefect() -> None:
@@ -81,6 +89,8 @@ def import_prefect() -> None:
     Any import failure becomes PrefectUnavailable, which the hook reports like an
     API error instead of failing the Kedro command.
     """
+    from kedro_prefect_hooks.api import PrefectUnavailable
+
     if "kedro_prefect_hooks.flow" in sys.modules and "prefect.workers.process" in sys.modules:
         return
     root = logging.getLogger()

@@ -303,9 +303,7 @@ class PrefectConfig(_Model):
     @classmethod
     def _http_url(cls, value: str | None) -> str | None:
         if value is not None and not value.startswith(("http://", "https://")):
-            raise ValueError(
-                f"{value!r} is not an http(s) URL; e.g. http://127.0.0.1:4200/api"
-            )
+            raise ValueError(f"{value!r} is not an http(s) URL; e.g. http://127.0.0.1:4200/api")
         return value.rstrip("/") if value else value
 
     def selected_pipelines(self, available: list[str]) -> list[str]:

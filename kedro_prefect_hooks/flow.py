@@ -48,9 +48,8 @@ def kedro_pipeline(
     report = RunReport(pipeline, env, [])
     logger_names = ["kedro", metadata.package_name, "kedro_prefect_hooks"]
     try:
-        with kedro_logs_to_prefect(logger_names), KedroSession.create(
-            project_path=project_path, env=env, runtime_params=params
-        ) as session:
+        session = KedroSession.create(project_path=project_path, env=env, runtime_params=params)
+        with kedro_logs_to_prefect(logger_names), session:
             report.save_version = session.session_id
             run_session(
                 session,

@@ -63,9 +63,7 @@ class PrefectHook:
                 "kedro-prefect-hooks: registered %s%s%s at %s",
                 ", ".join(outcome.written) or "nothing new",
                 f"; pruned {', '.join(outcome.pruned)}" if outcome.pruned else "",
-                f"; created process work pool '{config.work_pool.name}'"
-                if outcome.created_work_pool
-                else "",
+                f"; created process work pool '{config.work_pool.name}'" if outcome.created_work_pool else "",
                 api.url,
             )
         if config.worker.start:
@@ -74,7 +72,9 @@ class PrefectHook:
                 logger.info(
                     "kedro-prefect-hooks: started a process worker for pool '%s' (pid %s); log: %s; "
                     "stop it with `kedro prefect worker stop`",
-                    config.work_pool.name, started.pid, started.log,
+                    config.work_pool.name,
+                    started.pid,
+                    started.log,
                 )
 
 

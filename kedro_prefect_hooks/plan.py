@@ -54,17 +54,14 @@ def desired_deployments(
         options = config.options_for(pipeline)
         fields = {"project": project.name, "pipeline": pipeline, "env": project.run_env}
         schedule = options.schedule
-        body = {
-            "name": sanitise(config.names.deployment.format(**fields)),
+        name = sanitise(config.names.deployment.format(**fields))
+        body: dict[str, Any] = {
+            "name": name,
             "entrypoint": FLOW_ENTRYPOINT,
             # The worker's process starts wherever the worker runs; this step moves it
             # into the project, where the flow bootstraps Kedro.
             "pull_steps": [
-                {
-                    "prefect.deployments.steps.set_working_directory": {
-                        "directory": str(project.path)
-                    }
-                }
+                {"prefect.deployments.steps.set_working_directory": {"directory": str(project.path)}}
             ],
             "parameters": {
                 "pipeline": pipeline,
@@ -73,11 +70,8 @@ def desired_deployments(
             },
             "tags": list(dict.fromkeys([*ownership_tags(project), *(options.tags or [])])),
             "description": options.description
-            or f"Kedro pipeline '{pipeline}' of project '{project.name}', "
-            "registered by kedro-prefect-hooks.",
-            "schedules": [{"schedule": schedule.to_api(), "active": schedule.active}]
-            if schedule
-            else [],
+            or f"Kedro pipeline '{pipeline}' of project '{project.name}', registered by kedro-prefect-hooks.",
+            "schedules": [{"schedule": schedule.to_api(), "active": schedule.active}] if schedule else [],
             "work_pool_name": config.work_pool.name,
             "work_queue_name": options.work_queue,
             "job_variables": config.work_pool.job_variables,
@@ -89,7 +83,7 @@ def desired_deployments(
             DesiredDeployment(
                 pipeline=pipeline,
                 flow_name=sanitise(config.names.flow.format(**fields)),
-                name=body["name"],
+                name=name,
                 body=body,
             )
         )

@@ -13,9 +13,10 @@ import signal
 import subprocess
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TypeGuard
 
 STATE_DIR = ".kedro-prefect"
 
@@ -25,7 +26,7 @@ class Record:
     pid: int
     marker: str  # a string in the process's command line
     log: str
-    url: str | None = None
+    url: str = ""
 
 
 def state_dir(project_path: Path) -> Path:
@@ -46,7 +47,7 @@ def write_record(path: Path, record: Record) -> None:
     temporary.replace(path)
 
 
-def is_running(record: Record | None) -> bool:
+def is_running(record: Record | None) -> TypeGuard[Record]:
     """Alive, and still our process: not a zombie, and its command line has the marker."""
     if record is None:
         return False
@@ -86,8 +87,13 @@ def start_detached(command: list[str], log_path: Path, cwd: Path, env: dict[str,
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "ab") as log:
         process = subprocess.Popen(
-            command, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=log,
-            stderr=subprocess.STDOUT, start_new_session=True,
+            command,
+            cwd=cwd,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
     return process.pid
 
@@ -111,7 +117,5 @@ def _signal_group(pid: int, sig: int) -> None:
     try:
         os.killpg(pid, sig)  # started with start_new_session: pid is the group id
     except (ProcessLookupError, PermissionError):
-        try:
+        with suppress(ProcessLookupError):
             os.kill(pid, sig)
-        except ProcessLookupError:
-            pass

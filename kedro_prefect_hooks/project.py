@@ -8,13 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from kedro_prefect_hooks.compat import all_pipelines_visible
+from kedro_prefect_hooks.compat import all_pipelines_visible, read_toml
 from kedro_prefect_hooks.config import PrefectConfig, load_config
-
-try:
-    import tomllib
-except ModuleNotFoundError:  # Python 3.10
-    import tomli as tomllib  # type: ignore[no-redef]
 
 
 @dataclass(frozen=True)
@@ -31,7 +26,7 @@ class KedroProject:
 def describe_project(project_path: Path | str, env: str | None, config_loader: Any) -> KedroProject:
     """Name, package, path and env of a project: from a session's context or a CLI command."""
     path = Path(project_path).resolve()
-    metadata = tomllib.loads((path / "pyproject.toml").read_text())["tool"]["kedro"]
+    metadata = read_toml(path / "pyproject.toml")["tool"]["kedro"]
     return KedroProject(
         name=metadata["project_name"],
         package=metadata["package_name"],
@@ -73,6 +68,8 @@ def project_config_loader(project_path: Path, env: str | None, runtime_params: d
     )
 
 
-def load_project_config(project_path: Path, env: str | None, runtime_params: dict | None = None) -> PrefectConfig:
+def load_project_config(
+    project_path: Path, env: str | None, runtime_params: dict | None = None
+) -> PrefectConfig:
     """The config of a bootstrapped project, without opening a session (so no hook runs)."""
     return load_config(project_config_loader(project_path, env, runtime_params)) or PrefectConfig()

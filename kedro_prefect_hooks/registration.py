@@ -30,9 +30,7 @@ class Outcome:
     created_work_pool: bool = False
 
 
-def register(
-    config: PrefectConfig, project: KedroProject, pipelines: list[str], api: ApiSettings
-) -> Outcome:
+def register(config: PrefectConfig, project: KedroProject, pipelines: list[str], api: ApiSettings) -> Outcome:
     """Upsert the selected pipelines' deployments; prune the deselected ones if asked.
 
     The plan is built (and any config error raised) before the first request.
@@ -51,9 +49,7 @@ def register(
 
     import_prefect()
     outcome = Outcome()
-    outcome.created_work_pool = client.ensure_work_pool(
-        config.work_pool.name, _process_pool_template
-    )
+    outcome.created_work_pool = client.ensure_work_pool(config.work_pool.name, _process_pool_template)
     flow_ids = {name: client.ensure_flow(name) for name in {d.flow_name for d in desired}}
     schema = _flow_parameter_schema()
     for deployment in desired:
@@ -73,7 +69,9 @@ class Change:
     differs: tuple[str, ...] = ()
 
 
-def preview(config: PrefectConfig, project: KedroProject, pipelines: list[str], api: ApiSettings) -> list[Change]:
+def preview(
+    config: PrefectConfig, project: KedroProject, pipelines: list[str], api: ApiSettings
+) -> list[Change]:
     """What `register` would do, deployment by deployment, without writing anything."""
     desired = desired_deployments(config, project, pipelines)
     set_tag = SET_TAG_PREFIX + fingerprint(desired)

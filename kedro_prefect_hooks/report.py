@@ -75,15 +75,11 @@ class RunReport:
         ]
         for record in self.nodes.values():
             state = record.state if not record.error else f"{record.state}: {_cell(record.error)}"
-            lines.append(
-                f"| `{_cell(record.name)}` | {state} | {record.seconds:.3f} | {record.attempts} |"
-            )
+            lines.append(f"| `{_cell(record.name)}` | {state} | {record.seconds:.3f} | {record.attempts} |")
         lines += ["", "## Datasets written", ""]
         if self.written:
             lines += ["| dataset | type | location |", "|---|---|---|"]
-            lines += [
-                f"| `{_cell(d.name)}` | {_cell(d.type)} | {_cell(d.location)} |" for d in self.written
-            ]
+            lines += [f"| `{_cell(d.name)}` | {_cell(d.type)} | {_cell(d.location)} |" for d in self.written]
         else:
             lines.append("None (only in-memory datasets, or no node completed).")
         return "\n".join(lines) + "\n"

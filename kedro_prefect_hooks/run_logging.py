@@ -29,6 +29,6 @@ def kedro_logs_to_prefect(logger_names: list[str]) -> Iterator[None]:
     try:
         yield
     finally:
-        for logger, handler, level in added:
-            logger.removeHandler(handler)
+        for logger, added_handler, level in added:
+            logger.removeHandler(added_handler)
             logger.setLevel(level)

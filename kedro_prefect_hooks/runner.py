@@ -31,22 +31,27 @@ logger = logging.getLogger(__name__)
 
 
 class WorkUnit:
-    """Nodes that run in one Prefect task, in order, and the units they wait for.
-
-    A plain class, not a dataclass: Prefect walks dataclass parameters looking
-    for futures, and this one holds the catalog.
-    """
+    """Nodes that run in one Prefect task, in order, and the units they wait for."""
 
     def __init__(self, name: str, nodes: list[Node], parents: list[str]):
         self.name = name
         self.nodes = nodes
         self.parents = parents
         self.tags = sorted(set(chain.from_iterable(n.tags for n in nodes)))
-        # Set by the runner before submitting:
-        self.catalog: Any = None
-        self.hook_manager: Any = None
-        self.run_id: str | None = None
-        self.report: RunReport | None = None
+
+
+class KedroRun:
+    """What every task of one Kedro run shares: the catalog, the hooks, the run id, the report.
+
+    Plain classes, not dataclasses: Prefect walks dataclass parameters looking for
+    futures, and this one holds the catalog.
+    """
+
+    def __init__(self, catalog: Any, hook_manager: Any, run_id: str | None, report: RunReport):
+        self.catalog = catalog
+        self.hook_manager = hook_manager
+        self.run_id = run_id
+        self.report = report
 
 
 def work_units(pipeline: Pipeline, group_by: str) -> list[WorkUnit]:
@@ -71,27 +76,27 @@ def work_units(pipeline: Pipeline, group_by: str) -> list[WorkUnit]:
 
 
 @task(name="kedro-node", task_run_name="{unit.name}", cache_policy=NO_CACHE, persist_result=False)
-def run_kedro_nodes(unit: WorkUnit) -> None:
+def run_kedro_nodes(unit: WorkUnit, run: KedroRun) -> None:
     """The body of every task: Kedro's own node runner, node by node.
 
     One task object serves every unit with the same retry settings (building a
     Prefect task costs ~3 ms); the run name comes from the unit, tags from a context.
     """
     for node in unit.nodes:
-        unit.report.started(node.name)
+        run.report.started(node.name)
         start = time.perf_counter()
         try:
             Task(
                 node=node,
-                catalog=unit.catalog,
-                hook_manager=unit.hook_manager,
+                catalog=run.catalog,
+                hook_manager=run.hook_manager,
                 is_async=False,
-                run_id=unit.run_id,
+                run_id=run.run_id,
             ).execute()
         except BaseException as exc:
-            unit.report.finished(node.name, time.perf_counter() - start, exc)
+            run.report.finished(node.name, time.perf_counter() - start, exc)
             raise
-        unit.report.finished(node.name, time.perf_counter() - start)
+        run.report.finished(node.name, time.perf_counter() - start)
 
 
 def _release_datasets(node: Node, catalog: Any, load_counts: Counter, inputs: set, outputs: set) -> None:
@@ -113,6 +118,7 @@ class PrefectRunner(AbstractRunner):
         self._options = options
         self._report = report
         self._tasks: dict[tuple, Any] = {}
+        self._run_state: KedroRun | None = None
 
     def _get_executor(self, max_workers: int) -> None:
         return None  # tasks go through Prefect's task runner, not an executor of Kedro's
@@ -120,9 +126,7 @@ class PrefectRunner(AbstractRunner):
     def _run(self, pipeline, catalog, hook_manager=None, run_id=None) -> None:
         units = work_units(pipeline, self._options.group_by)
         self._report.set_nodes([n.name for n in pipeline.nodes])
-        for unit in units:
-            unit.catalog, unit.hook_manager, unit.run_id = catalog, hook_manager, run_id
-            unit.report = self._report
+        self._run_state = KedroRun(catalog, hook_manager, run_id, self._report)
         load_counts = Counter(chain.from_iterable(n.inputs for n in pipeline.nodes))
         # Kedro's _release_datasets recomputes these per dataset: 2.3 ms a node
         # on a 100-node pipeline, in the one thread that submits tasks.
@@ -152,8 +156,8 @@ class PrefectRunner(AbstractRunner):
         key = (options.retries, options.retry_delay_seconds, options.timeout_seconds)
         if key not in self._tasks:
             self._tasks[key] = run_kedro_nodes.with_options(
-                retries=options.retries,
-                retry_delay_seconds=options.retry_delay_seconds,
+                retries=options.retries or 0,
+                retry_delay_seconds=options.retry_delay_seconds or 0,
                 timeout_seconds=options.timeout_seconds,
             )
         return self._tasks[key]
@@ -161,7 +165,7 @@ class PrefectRunner(AbstractRunner):
     def _call(self, unit: WorkUnit, wait_for: list) -> Any:
         """Run a unit's task in this thread; returns its final state."""
         with tags(*unit.tags):
-            return self._prefect_task(unit)(unit, wait_for=wait_for, return_state=True)
+            return self._prefect_task(unit)(unit, self._run_state, wait_for=wait_for, return_state=True)
 
     def _run_sequentially(self, units: list[WorkUnit], finished) -> None:
         states: dict[str, Any] = {}
@@ -179,6 +183,7 @@ class PrefectRunner(AbstractRunner):
         futures: dict[str, Any] = {}
         running: dict[concurrent.futures.Future, WorkUnit] = {}
         failed: tuple[WorkUnit, Any] | None = None
+        task_runner: ThreadPoolTaskRunner[Any]
         with ThreadPoolTaskRunner(max_workers=self._options.max_workers) as task_runner:
             while True:
                 if failed is None:
@@ -199,9 +204,9 @@ class PrefectRunner(AbstractRunner):
                     for unit in ready:
                         todo.remove(unit)
                         with tags(*unit.tags):  # the submitted task copies this context
-                            future = task_runner.submit(
+                            future: Any = task_runner.submit(
                                 self._prefect_task(unit),
-                                parameters={"unit": unit},
+                                parameters={"unit": unit, "run": self._run_state},
                                 wait_for=[futures[p] for p in unit.parents],
                             )
                         futures[unit.name] = future

@@ -58,12 +58,16 @@ def server_install_problems(versions: dict[str, str | None] | None = None) -> li
     fix = "pip install 'kedro-prefect-hooks[server]' (or upgrade to prefect 3.9 on Python 3.11+)"
     problems = []
     if (fastapi := _release(versions.get("fastapi"))) and fastapi >= (0, 151):
-        problems.append(f"prefect {versions['prefect']}'s server does not start with fastapi "
-                        f"{versions['fastapi']} (it needs fastapi<0.151): {fix}")
+        problems.append(
+            f"prefect {versions['prefect']}'s server does not start with fastapi "
+            f"{versions['fastapi']} (it needs fastapi<0.151): {fix}"
+        )
     if (sqlalchemy := _release(versions.get("sqlalchemy"))) and sqlalchemy >= (2, 1):
-        problems.append(f"prefect {versions['prefect']}'s scheduler fails with SQLAlchemy "
-                        f"{versions['sqlalchemy']}, so schedules would never create runs "
-                        f"(it needs sqlalchemy<2.1): {fix}")
+        problems.append(
+            f"prefect {versions['prefect']}'s scheduler fails with SQLAlchemy "
+            f"{versions['sqlalchemy']}, so schedules would never create runs "
+            f"(it needs sqlalchemy<2.1): {fix}"
+        )
     return problems
 
 
@@ -123,7 +127,10 @@ def start_server(
     log_path = prefect_home / "server.log"
     with open(log_path, "w") as log:
         process = subprocess.Popen(
-            _server_command(port), stdout=log, stderr=subprocess.STDOUT, env=_server_env(prefect_home, port, ui)
+            _server_command(port),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=_server_env(prefect_home, port, ui),
         )
     api_url = f"http://127.0.0.1:{port}/api"
     try:
@@ -138,10 +145,16 @@ def local_record_path(project_path: Path) -> Path:
     return state_dir(project_path) / "server.json"
 
 
-def local_server_url(project_path: Path) -> str | None:
-    """The API URL of this project's local server, if it runs; no network call."""
+def local_server(project_path: Path) -> Record | None:
+    """This project's local server, if it runs; no network call."""
     record = read_record(local_record_path(project_path))
-    return record.url if is_running(record) else None
+    return record if is_running(record) else None
+
+
+def local_server_url(project_path: Path) -> str | None:
+    """The API URL of this project's local server, if it runs."""
+    record = local_server(project_path)
+    return record.url if record else None
 
 
 def start_local_server(project_path: Path, port: int | None = None, wait: float = 120) -> tuple[Record, bool]:

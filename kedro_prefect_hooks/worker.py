@@ -30,8 +30,19 @@ def record_path(project_path: Path, pool: str) -> Path:
 
 
 def worker_command(package: str, pool: str, options: WorkerOptions) -> list[str]:
-    command = [sys.executable, "-m", "prefect", "worker", "start", "--pool", pool,
-               "--type", "process", "--name", worker_name(package, pool)]
+    command = [
+        sys.executable,
+        "-m",
+        "prefect",
+        "worker",
+        "start",
+        "--pool",
+        pool,
+        "--type",
+        "process",
+        "--name",
+        worker_name(package, pool),
+    ]
     if options.limit:
         command += ["--limit", str(options.limit)]
     return command
@@ -39,13 +50,18 @@ def worker_command(package: str, pool: str, options: WorkerOptions) -> list[str]
 
 def worker_env(api: ApiSettings, options: WorkerOptions) -> dict[str, str]:
     """The worker's environment: this API, and a polling interval short enough to start runs quickly."""
-    env = {**os.environ, "PREFECT_API_URL": api.url,
-           "PREFECT_WORKER_QUERY_SECONDS": str(options.query_seconds)}
+    env = {
+        **os.environ,
+        "PREFECT_API_URL": api.url,
+        "PREFECT_WORKER_QUERY_SECONDS": str(options.query_seconds),
+    }
     env.pop("PREFECT__FLOW_RUN_ID", None)
     return env
 
 
-def ensure_worker(project_path: Path, package: str, pool: str, options: WorkerOptions, api: ApiSettings) -> Record | None:
+def ensure_worker(
+    project_path: Path, package: str, pool: str, options: WorkerOptions, api: ApiSettings
+) -> Record | None:
     """Start a detached worker unless this project's one is alive; returns the new record, or None.
 
     The lock makes concurrent Kedro sessions start one worker between them.
@@ -55,8 +71,9 @@ def ensure_worker(project_path: Path, package: str, pool: str, options: WorkerOp
         if is_running(read_record(path)):
             return None
         log = state_dir(project_path) / f"worker-{pool}.log"
-        pid = start_detached(worker_command(package, pool, options), log, project_path,
-                             worker_env(api, options))
+        pid = start_detached(
+            worker_command(package, pool, options), log, project_path, worker_env(api, options)
+        )
         record = Record(pid=pid, marker=worker_name(package, pool), log=str(log), url=api.url)
         write_record(path, record)
         return record

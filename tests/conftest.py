@@ -15,9 +15,9 @@ except ModuleNotFoundError:  # Python 3.10
 
 import httpx
 import pytest
-from kedro_projects import BIN, copy_project, new_project
 
 from kedro_prefect_hooks.server import start_server, stop_server
+from kedro_projects import BIN, copy_project, new_project
 
 os.environ["KEDRO_DISABLE_TELEMETRY"] = "1"
 os.environ["DO_NOT_TRACK"] = "1"
@@ -117,7 +117,10 @@ def kedro(project: Path, *args: str, env: dict | None = None, timeout: float = 1
     """Runs a real `kedro` command in the project."""
     return subprocess.run(
         [str(BIN / "kedro"), *args],
-        cwd=project, capture_output=True, text=True, timeout=timeout,
+        cwd=project,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
         env={**os.environ, **(env or {})},
     )
 
@@ -130,7 +133,9 @@ def process_worker(prefect_server, tmp_path_factory):
     with open(log, "w") as out:
         process = subprocess.Popen(
             [sys.executable, "-m", "prefect", "worker", "start", "--pool", "kedro", "--type", "process"],
-            env=env, stdout=out, stderr=subprocess.STDOUT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
         )
     yield log
     process.terminate()

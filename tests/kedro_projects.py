@@ -41,9 +41,21 @@ PIPELINES = {
 def new_project(root: Path) -> Path:
     """`kedro new` with the built-in template, which works offline."""
     subprocess.run(
-        [str(BIN / "kedro"), "new", "--name", "Template Project", "--tools", "none",
-         "--example", "n", "--telemetry", "no"],
-        cwd=root, check=True, capture_output=True,
+        [
+            str(BIN / "kedro"),
+            "new",
+            "--name",
+            "Template Project",
+            "--tools",
+            "none",
+            "--example",
+            "n",
+            "--telemetry",
+            "no",
+        ],
+        cwd=root,
+        check=True,
+        capture_output=True,
     )
     return root / "template-project"
 
@@ -65,9 +77,7 @@ def copy_project(
     for path in [project / "pyproject.toml", *src.rglob("*.py")]:
         path.write_text(path.read_text().replace("template_project", package))
     pyproject = project / "pyproject.toml"
-    pyproject.write_text(
-        pyproject.read_text().replace('"Template Project"', f'"{name or "Proj " + suffix}"')
-    )
+    pyproject.write_text(pyproject.read_text().replace('"Template Project"', f'"{name or "Proj " + suffix}"'))
     for pipeline, code in PIPELINES.items():
         folder = src / package / "pipelines" / pipeline
         folder.mkdir(parents=True)

@@ -29,7 +29,9 @@ def _call(method: str, url: str, **kwargs) -> httpx.Response:
 def trigger(api_url: str, deployment_id: str, parameters: dict | None = None) -> str:
     """What `prefect deployment run` does: a scheduled flow run for the worker to pick up."""
     response = _call(
-        "POST", f"{api_url}/deployments/{deployment_id}/create_flow_run", json={"parameters": parameters or {}}
+        "POST",
+        f"{api_url}/deployments/{deployment_id}/create_flow_run",
+        json={"parameters": parameters or {}},
     )
     return response.json()["id"]
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 from click.testing import CliRunner
-from conftest import project_deployments
-from kedro_projects import copy_project
 
+from conftest import project_deployments
 from kedro_prefect_hooks.cli import commands, parse_params
+from kedro_projects import copy_project
 
 
 def invoke(project, *args):
@@ -30,7 +30,7 @@ def test_init_writes_a_template_that_validates_and_registers(api_url, bare_proje
     assert written.exists() and "HOOKS = (PrefectHook(),)" in result.output
     from kedro_prefect_hooks.config import parse_config
 
-    assert 'config for Proj ' in written.read_text()
+    assert "config for Proj " in written.read_text()
     parse_config(__import__("yaml").safe_load(written.read_text()))  # validates as written
     again = invoke(bare_project, "init")
     assert again.exit_code != 0 and "--force" in again.output
@@ -39,7 +39,10 @@ def test_init_writes_a_template_that_validates_and_registers(api_url, bare_proje
     registered = invoke(bare_project, "register")
     assert registered.exit_code == 0, registered.output
     assert {d["name"] for d in project_deployments(api_url, bare_project)} == {
-        "__default__", "data_processing", "data_science"}
+        "__default__",
+        "data_processing",
+        "data_science",
+    }
 
 
 def test_register_dry_run_writes_nothing_and_shows_the_plan(api_url, make_project):
@@ -52,7 +55,8 @@ def test_register_dry_run_writes_nothing_and_shows_the_plan(api_url, make_projec
     assert invoke(project, "register").exit_code == 0
     assert invoke(project, "register", "--dry-run").output.count("unchanged") == 2
     (project / "conf" / "base" / "prefect.yml").write_text(
-        "pipelines: [data_processing, data_science]\ndefaults: {tags: [nightly]}\n")
+        "pipelines: [data_processing, data_science]\ndefaults: {tags: [nightly]}\n"
+    )
     changed = invoke(project, "register", "--dry-run", "--pipeline", "data_science")
     assert "update    " in changed.output and "(tags differ)" in changed.output
     assert "data_processing" not in changed.output
@@ -71,10 +75,13 @@ def test_list_and_run_with_wait(api_url, make_project, process_worker):
     assert "last run COMPLETED" in invoke(project, "list").output
 
 
-@pytest.mark.parametrize("args, message", [
-    (("run", "nope"), "not selected in prefect.yml"),
-    (("register", "--pipeline", "nope"), "not selected in prefect.yml"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (("run", "nope"), "not selected in prefect.yml"),
+        (("register", "--pipeline", "nope"), "not selected in prefect.yml"),
+    ],
+)
 def test_unknown_pipeline_is_a_clear_error(api_url, make_project, args, message):
     result = invoke(make_project("pipelines: [data_processing]\n"), *args)
     assert result.exit_code == 1 and message in result.output and "Traceback" not in result.output

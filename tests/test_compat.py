@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from conftest import kedro, project_deployments
 
+from conftest import kedro, project_deployments
 from kedro_prefect_hooks.compat import all_pipelines_visible, run_session
 
 
@@ -58,7 +58,9 @@ def test_session_run_uses_the_keyword_this_kedro_has(keyword):
 
 
 @pytest.mark.parametrize("on_error", ["warn", "raise"])
-def test_a_prefect_that_fails_to_import_is_reported_like_an_api_error(api_url, make_project, tmp_path, on_error):
+def test_a_prefect_that_fails_to_import_is_reported_like_an_api_error(
+    api_url, make_project, tmp_path, on_error
+):
     """Seen with an incompatible prefect: its import error must not break `kedro run` under `warn`."""
     broken = tmp_path / "broken-site"
     (broken / "prefect").mkdir(parents=True)

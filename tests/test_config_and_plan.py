@@ -76,7 +76,10 @@ def test_overrides_add_tags_merge_parameters_and_replace_the_rest():
     a, b = plan(
         {
             "defaults": {
-                "tags": ["x"], "parameters": {"params": {"k": 1}}, "paused": True, "description": "d"
+                "tags": ["x"],
+                "parameters": {"params": {"k": 1}},
+                "paused": True,
+                "description": "d",
             },
             "deployments": {"a": {"tags": ["y"], "parameters": {"tags": ["fast"]}, "paused": False}},
         }

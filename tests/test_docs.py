@@ -22,13 +22,22 @@ def load_docs_hooks():
 def test_every_config_key_has_a_description_in_the_reference(tmp_path, monkeypatch):
     hooks = load_docs_hooks()
     docs = hooks.field_docstrings()
-    models = [m for m in vars(config).values()
-              if isinstance(m, type) and issubclass(m, BaseModel) and m.__module__ == config.__name__
-              and m.__name__ != "_Model"]
+    models = [
+        m
+        for m in vars(config).values()
+        if isinstance(m, type)
+        and issubclass(m, BaseModel)
+        and m.__module__ == config.__name__
+        and m.__name__ != "_Model"
+    ]
     missing = [f"{m.__name__}.{f}" for m in models for f in m.model_fields if (m.__name__, f) not in docs]
     assert missing == []
     monkeypatch.setattr(hooks, "OUT", tmp_path / "reference.md")
     hooks.write_reference()
     text = (tmp_path / "reference.md").read_text()
-    for key in ("`defaults.run.node_tags.<name>.retries`", "`worker.query_seconds`", "`defaults.schedule.cron`"):
+    for key in (
+        "`defaults.run.node_tags.<name>.retries`",
+        "`worker.query_seconds`",
+        "`defaults.schedule.cron`",
+    ):
         assert key in text

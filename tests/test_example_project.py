@@ -7,16 +7,20 @@ import shutil
 from pathlib import Path
 
 from conftest import open_session, project_deployments
-from prefect_runs import task_runs, trigger, wait_for_run
-
 from kedro_prefect_hooks.worker import running_workers, stop_worker
+from prefect_runs import task_runs, trigger, wait_for_run
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "coffee-sales"
 
 
 def test_example_registers_starts_its_worker_and_runs(api_url, tmp_path):
-    project = Path(shutil.copytree(EXAMPLE, tmp_path / "coffee-sales",
-                                   ignore=shutil.ignore_patterns(".kedro-prefect", "02_*", "08_*")))
+    project = Path(
+        shutil.copytree(
+            EXAMPLE,
+            tmp_path / "coffee-sales",
+            ignore=shutil.ignore_patterns(".kedro-prefect", "02_*", "08_*"),
+        )
+    )
     try:
         open_session(project)  # conf/local/prefect.yml has worker.start: the hook starts one
         assert list(running_workers(project)) == ["coffee-sales"]

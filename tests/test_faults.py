@@ -10,11 +10,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
 import pytest
-from conftest import kedro, open_session, project_deployments
-from kedro_projects import BIN
 
+from conftest import kedro, open_session, project_deployments
 from kedro_prefect_hooks.api import PrefectApiError
 from kedro_prefect_hooks.server import free_port
+from kedro_projects import BIN
 
 
 @pytest.fixture
@@ -110,7 +110,10 @@ def test_concurrent_sessions_end_with_one_deployment_per_pipeline(api_url, make_
     runs = [
         subprocess.Popen(
             [str(BIN / "kedro"), "run"],
-            cwd=project, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            cwd=project,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
         )
         for _ in range(2)
     ]

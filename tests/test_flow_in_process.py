@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from datetime import datetime
 from pathlib import Path
 
 import pytest
+
 from kedro_projects import add_flow_pipelines
 from prefect_runs import task_runs, timestamp
 
@@ -29,10 +31,7 @@ def run_flow(api_url, make_project, monkeypatch):
 
 
 def spans(tasks: dict) -> list[tuple[datetime, datetime]]:
-    return sorted(
-        (timestamp(t["start_time"]), timestamp(t["end_time"]))
-        for t in tasks.values()
-    )
+    return sorted((timestamp(t["start_time"]), timestamp(t["end_time"])) for t in tasks.values())
 
 
 def test_sequential_runs_one_node_at_a_time(run_flow):
@@ -40,7 +39,7 @@ def test_sequential_runs_one_node_at_a_time(run_flow):
     assert state.is_completed(), state.message
     assert len(tasks) == 4
     ordered = spans(tasks)
-    assert all(end <= next_start for (_, end), (next_start, _) in zip(ordered, ordered[1:]))
+    assert all(end <= next_start for (_, end), (next_start, _) in itertools.pairwise(ordered))
 
 
 def test_max_workers_bounds_the_threads(run_flow):

@@ -10,6 +10,7 @@ import json
 from pathlib import Path
 
 import pytest
+
 from conftest import open_session, project_deployments
 from kedro_projects import add_flow_pipelines, copy_project
 from prefect_runs import run_artifacts, run_logs, task_runs, timestamp, trigger, wait_for_run
@@ -50,7 +51,7 @@ def first_wave(prefect_server, process_worker, deployment_ids):
             ("default", "__default__", None),
             ("failing", "failing", None),
             ("flaky", "flaky", None),
-            ("sleepy", "sleepy", None),
+            ("sleepy", "sleepy", {"params": {"nap": 2}}),  # long enough to overlap on a busy machine
             ("namespaced", "namespaced", None),
             ("unknown", "__default__", {"pipeline": "no_such_pipeline"}),
         ]

@@ -7,8 +7,8 @@ import sys
 
 import httpx
 import pytest
-from conftest import kedro, open_session, project_deployments
 
+from conftest import kedro, open_session, project_deployments
 from kedro_prefect_hooks.config import ConfigError
 from kedro_prefect_hooks.plan import FLOW_ENTRYPOINT
 
@@ -38,9 +38,7 @@ def test_session_registers_selected_pipelines(api_url, make_project):
     assert science["work_pool_name"] == "kedro-test-pool"
     assert "kedro-prefect-hooks" in science["tags"]
     # the UI's run form needs the flow's parameters
-    assert {"pipeline", "env", "params", "tags"} <= set(
-        science["parameter_openapi_schema"]["properties"]
-    )
+    assert {"pipeline", "env", "params", "tags"} <= set(science["parameter_openapi_schema"]["properties"])
     pool = httpx.get(f"{api_url}/work_pools/kedro-test-pool").json()
     assert pool["type"] == "process"
 
@@ -140,7 +138,9 @@ def test_per_pipeline_overrides_and_schedule_kinds(api_url, make_project):
     open_session(project)
     by_name = {d["name"]: d for d in project_deployments(api_url, project)}
     processing, science, default = (
-        by_name["data_processing"], by_name["data_science"], by_name["__default__"]
+        by_name["data_processing"],
+        by_name["data_science"],
+        by_name["__default__"],
     )
     assert {"team-a", "etl"} <= set(processing["tags"])
     assert processing["schedules"][0]["schedule"]["interval"] == 3600
@@ -298,5 +298,7 @@ def test_a_deployment_deleted_on_the_server_comes_back(api_url, make_project):
     httpx.delete(f"{api_url}/deployments/{victim['id']}").raise_for_status()
     open_session(project)
     assert [d["name"] for d in project_deployments(api_url, project)] == [
-        "__default__", "data_processing", "data_science"
+        "__default__",
+        "data_processing",
+        "data_science",
     ]

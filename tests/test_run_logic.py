@@ -21,7 +21,9 @@ def test_one_unit_per_node_parents_first():
 
 
 def test_namespace_groups_keep_their_nodes_in_order():
-    base = Pipeline([node(inc, "x", "y", name="one", tags=["t1"]), node(inc, "y", "z", name="two", tags=["t2"])])
+    base = Pipeline(
+        [node(inc, "x", "y", name="one", tags=["t1"]), node(inc, "y", "z", name="two", tags=["t2"])]
+    )
     whole = Pipeline([node(inc, "s", "seed", name="seed")]) + pipeline(
         base, namespace="ns.inner", inputs={"x": "seed"}
     )
@@ -34,45 +36,71 @@ def test_namespace_groups_keep_their_nodes_in_order():
 
 @pytest.mark.filterwarnings("ignore::UserWarning")  # Kedro warns about the interrupted namespace too
 def test_namespace_groups_that_feed_each_other_are_an_error():
-    cyclic = Pipeline([
-        node(inc, "a", "ns.b", name="first", namespace="ns"),
-        node(inc, "ns.b", "c", name="outside"),
-        node(inc, "c", "ns.d", name="second", namespace="ns"),
-    ])
-    with pytest.raises(ValueError, match="depend on each other.*group_by: none"):
+    cyclic = Pipeline(
+        [
+            node(inc, "a", "ns.b", name="first", namespace="ns"),
+            node(inc, "ns.b", "c", name="outside"),
+            node(inc, "c", "ns.d", name="second", namespace="ns"),
+        ]
+    )
+    with pytest.raises(ValueError, match=r"depend on each other.*group_by: none"):
         work_units(cyclic, "namespace")
 
 
 def test_task_options_from_defaults_and_tags():
-    config = parse_config({
-        "defaults": {"run": {"retries": 1, "timeout_seconds": 60, "node_tags": {
-            "flaky": {"retries": 3}, "slow": {"timeout_seconds": 3600}, "flakier": {"retries": 5},
-        }}},
-    })
+    config = parse_config(
+        {
+            "defaults": {
+                "run": {
+                    "retries": 1,
+                    "timeout_seconds": 60,
+                    "node_tags": {
+                        "flaky": {"retries": 3},
+                        "slow": {"timeout_seconds": 3600},
+                        "flakier": {"retries": 5},
+                    },
+                }
+            },
+        }
+    )
     run = config.options_for("any").run
-    assert run.task_options(set()).model_dump() == {"retries": 1, "retry_delay_seconds": 0, "timeout_seconds": 60}
+    assert run.task_options(set()).model_dump() == {
+        "retries": 1,
+        "retry_delay_seconds": 0,
+        "timeout_seconds": 60,
+    }
     assert run.task_options({"slow"}).timeout_seconds == 3600
     both = run.task_options({"flaky", "flakier", "other"})
     assert (both.retries, both.timeout_seconds) == (5, 60)  # the largest of the matching tags
 
 
 def test_per_pipeline_run_options_merge_key_by_key():
-    config = parse_config({
-        "defaults": {"run": {"max_workers": 3, "node_tags": {"a": {"retries": 1}}}},
-        "deployments": {"p": {"run": {"task_runner": "sequential", "node_tags": {"b": {"retries": 2}}}}},
-    })
+    config = parse_config(
+        {
+            "defaults": {"run": {"max_workers": 3, "node_tags": {"a": {"retries": 1}}}},
+            "deployments": {"p": {"run": {"task_runner": "sequential", "node_tags": {"b": {"retries": 2}}}}},
+        }
+    )
     run = config.options_for("p").run
     assert (run.task_runner, run.max_workers) == ("sequential", 3)
     assert set(run.node_tags) == {"a", "b"}
     assert config.options_for("other").run.task_runner == "threads"
 
 
-@pytest.mark.parametrize("run", [{"task_runner": "dask"}, {"max_workers": 0}, {"group_by": "layer"},
-                                 {"node_tags": {"t": {"retries": -1}}}, {"retry": 2}])
+@pytest.mark.parametrize(
+    "run",
+    [
+        {"task_runner": "dask"},
+        {"max_workers": 0},
+        {"group_by": "layer"},
+        {"node_tags": {"t": {"retries": -1}}},
+        {"retry": 2},
+    ],
+)
 def test_bad_run_options_are_config_errors(run):
     from kedro_prefect_hooks.config import ConfigError
 
-    with pytest.raises(ConfigError, match="defaults.run"):
+    with pytest.raises(ConfigError, match=r"defaults\.run"):
         parse_config({"defaults": {"run": run}})
 
 
@@ -106,11 +134,13 @@ def test_datasets_are_released_once_no_later_node_loads_them():
 
     from kedro_prefect_hooks.runner import _release_datasets
 
-    whole = Pipeline([
-        node(inc, "a", "b", name="n1"),
-        node(inc, "b", "c", name="n2"),
-        node(inc, "b", "d", name="n3"),
-    ])
+    whole = Pipeline(
+        [
+            node(inc, "a", "b", name="n1"),
+            node(inc, "b", "c", name="n2"),
+            node(inc, "b", "d", name="n3"),
+        ]
+    )
     released = []
 
     class Catalog:

@@ -6,9 +6,8 @@ import time
 from datetime import datetime, timedelta, timezone
 
 from conftest import open_session, project_deployments
-from prefect_runs import filter_runs, timestamp, wait_for_run
-
 from kedro_prefect_hooks.server import server_install_problems
+from prefect_runs import filter_runs, timestamp, wait_for_run
 
 
 def scheduled_runs(api_url: str, deployment_id: str, timeout: float) -> list[dict]:

@@ -10,19 +10,21 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import kedro, open_session, project_deployments
-from prefect_runs import trigger, wait_for_run
 
+from conftest import kedro, open_session, project_deployments
 from kedro_prefect_hooks.processes import Record, read_record, write_record
 from kedro_prefect_hooks.server import free_port, local_server_url, stop_local_server
 from kedro_prefect_hooks.worker import record_path, running_workers, stop_worker, worker_name
+from prefect_runs import trigger, wait_for_run
 
 
 @pytest.fixture
 def worker_project(make_project):
     """A project whose prefect.yml turns the worker on, for a pool of its own; its processes stopped after."""
     pool = f"pool-{uuid.uuid4().hex[:6]}"
-    project = make_project(f"pipelines: all\nwork_pool: {{name: {pool}}}\nworker: {{start: true, query_seconds: 1}}\n")
+    project = make_project(
+        f"pipelines: all\nwork_pool: {{name: {pool}}}\nworker: {{start: true, query_seconds: 1}}\n"
+    )
     yield project, pool
     for running_pool in running_workers(project):
         stop_worker(project, running_pool, timeout=5)
@@ -33,9 +35,11 @@ def processes_with(marker: str) -> list[int]:
     found = []
     for proc in Path("/proc").iterdir():
         try:
-            if proc.name.isdigit() and marker in (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode():
-                if (proc / "stat").read_text().rsplit(")", 1)[1].split()[0] != "Z":
-                    found.append(int(proc.name))
+            if (
+                proc.name.isdigit()
+                and marker in (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            ) and (proc / "stat").read_text().rsplit(")", 1)[1].split()[0] != "Z":
+                found.append(int(proc.name))
         except OSError:
             continue
     return found
@@ -64,9 +68,14 @@ def test_the_flag_starts_one_worker_across_sessions_and_it_runs_deployments(api_
     project, pool = worker_project
     package = next(p.name for p in (project / "src").iterdir() if p.name.startswith("proj_"))
     runs = [
-        subprocess.Popen([str(Path(os.sys.executable).parent / "kedro"), "run", "--pipelines", "data_processing"],
-                         cwd=project, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                         env={**os.environ, "COLUMNS": "1000"})  # rich would wrap the lines
+        subprocess.Popen(
+            [str(Path(os.sys.executable).parent / "kedro"), "run", "--pipelines", "data_processing"],
+            cwd=project,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env={**os.environ, "COLUMNS": "1000"},
+        )  # rich would wrap the lines
         for _ in range(3)
     ]
     outputs = [run.communicate(timeout=120)[0] for run in runs]
@@ -79,7 +88,9 @@ def test_the_flag_starts_one_worker_across_sessions_and_it_runs_deployments(api_
     assert f"log: {record.log}" in next(out for out in outputs if "started a process worker" in out)
 
     deployment = next(d for d in project_deployments(api_url, project) if d["name"] == "data_processing")
-    assert wait_for_run(api_url, trigger(api_url, deployment["id"]), timeout=120)["state"]["type"] == "COMPLETED"
+    assert (
+        wait_for_run(api_url, trigger(api_url, deployment["id"]), timeout=120)["state"]["type"] == "COMPLETED"
+    )
 
     result = kedro(project, "prefect", "worker", "stop")
     assert result.returncode == 0 and f"worker for pool '{pool}': stopped" in result.stdout
@@ -103,7 +114,7 @@ def test_a_stale_record_is_replaced(api_url, worker_project):
 
 
 def test_inside_a_flow_run_no_worker_starts(api_url, worker_project, monkeypatch):
-    project, pool = worker_project
+    project, _pool = worker_project
     monkeypatch.setenv("PREFECT__FLOW_RUN_ID", "00000000-0000-0000-0000-000000000000")
     open_session(project)
     assert running_workers(project) == {}
@@ -133,8 +144,13 @@ def test_local_server_start_status_use_and_stop(worker_project, monkeypatch, hoo
 def test_foreground_worker_start_status_and_sigterm(api_url, worker_project):
     project, pool = worker_project
     package = next(p.name for p in (project / "src").iterdir() if p.name.startswith("proj_"))
-    foreground = subprocess.Popen([str(Path(os.sys.executable).parent / "kedro"), "prefect", "worker", "start"],
-                                  cwd=project, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    foreground = subprocess.Popen(
+        [str(Path(os.sys.executable).parent / "kedro"), "prefect", "worker", "start"],
+        cwd=project,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         assert [w["name"] for w in online_workers(api_url, pool, timeout=60)] == [worker_name(package, pool)]
         status = kedro(project, "prefect", "worker", "status")
