@@ -25,6 +25,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 
 from kedro_prefect_hooks.server import free_port, start_server, stop_server  # noqa: E402
+
 from kedro_projects import BIN, copy_project, new_project  # noqa: E402
 
 REGISTER_50 = """

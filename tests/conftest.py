@@ -17,6 +17,7 @@ import httpx
 import pytest
 
 from kedro_prefect_hooks.server import start_server, stop_server
+
 from kedro_projects import BIN, copy_project, new_project
 
 os.environ["KEDRO_DISABLE_TELEMETRY"] = "1"

@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 from click.testing import CliRunner
 
-from conftest import project_deployments
 from kedro_prefect_hooks.cli import commands, parse_params
+
+from conftest import project_deployments
 from kedro_projects import copy_project
 
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from conftest import kedro, project_deployments
 from kedro_prefect_hooks.compat import all_pipelines_visible, run_session
+
+from conftest import kedro, project_deployments
 
 
 class Registry:

@@ -6,8 +6,11 @@ import json
 import shutil
 from pathlib import Path
 
-from conftest import open_session, project_deployments
+import kedro
+
 from kedro_prefect_hooks.worker import running_workers, stop_worker
+
+from conftest import open_session, project_deployments
 from prefect_runs import task_runs, trigger, wait_for_run
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "coffee-sales"
@@ -19,6 +22,14 @@ def test_example_registers_starts_its_worker_and_runs(api_url, tmp_path):
             EXAMPLE,
             tmp_path / "coffee-sales",
             ignore=shutil.ignore_patterns(".kedro-prefect", "02_*", "08_*"),
+        )
+    )
+    # Older Kedro 1.x releases refuse a project whose kedro_init_version has another minor
+    # version (Kedro 1.7 compares the major only); the matrix runs Kedro 1.0 too.
+    pyproject = project / "pyproject.toml"
+    pyproject.write_text(
+        pyproject.read_text().replace(
+            'kedro_init_version = "1.7.0"', f'kedro_init_version = "{kedro.__version__}"'
         )
     )
     try:

@@ -11,9 +11,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import httpx
 import pytest
 
-from conftest import kedro, open_session, project_deployments
 from kedro_prefect_hooks.api import PrefectApiError
 from kedro_prefect_hooks.server import free_port
+
+from conftest import kedro, open_session, project_deployments
 from kedro_projects import BIN
 
 

@@ -8,9 +8,10 @@ import sys
 import httpx
 import pytest
 
-from conftest import kedro, open_session, project_deployments
 from kedro_prefect_hooks.config import ConfigError
 from kedro_prefect_hooks.plan import FLOW_ENTRYPOINT
+
+from conftest import kedro, open_session, project_deployments
 
 
 def test_session_registers_selected_pipelines(api_url, make_project):
@@ -200,7 +201,7 @@ def test_prune_deletes_deselected_only_when_asked(api_url, make_project):
 def test_run_with_one_pipeline_still_registers_all_selected(api_url, make_project):
     """Kedro >= 1.5 loads only the requested pipeline; registration must see them all."""
     project = make_project("pipelines: all\n")
-    result = kedro(project, "run", "--pipelines", "data_processing")
+    result = kedro(project, "run", "--pipeline", "data_processing")
     assert result.returncode == 0, result.stderr
     names = [d["name"] for d in project_deployments(api_url, project)]
     assert names == ["__default__", "data_processing", "data_science"]

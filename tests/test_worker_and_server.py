@@ -11,10 +11,11 @@ from pathlib import Path
 import httpx
 import pytest
 
-from conftest import kedro, open_session, project_deployments
 from kedro_prefect_hooks.processes import Record, read_record, write_record
 from kedro_prefect_hooks.server import free_port, local_server_url, stop_local_server
 from kedro_prefect_hooks.worker import record_path, running_workers, stop_worker, worker_name
+
+from conftest import kedro, open_session, project_deployments
 from prefect_runs import trigger, wait_for_run
 
 
@@ -69,7 +70,7 @@ def test_the_flag_starts_one_worker_across_sessions_and_it_runs_deployments(api_
     package = next(p.name for p in (project / "src").iterdir() if p.name.startswith("proj_"))
     runs = [
         subprocess.Popen(
-            [str(Path(os.sys.executable).parent / "kedro"), "run", "--pipelines", "data_processing"],
+            [str(Path(os.sys.executable).parent / "kedro"), "run", "--pipeline", "data_processing"],
             cwd=project,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
