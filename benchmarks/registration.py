@@ -32,7 +32,7 @@ REGISTER_50 = """
 import sys, time
 from pathlib import Path
 t0 = time.perf_counter()
-from kedro_prefect_hooks.api import resolve_api
+from kedro_prefect_hooks.connection import resolve_api
 from kedro_prefect_hooks.config import parse_config
 from kedro_prefect_hooks.project import KedroProject
 from kedro_prefect_hooks.registration import register

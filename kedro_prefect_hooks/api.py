@@ -5,24 +5,25 @@ its client retries for seconds when the API is down, and its sync calls turn int
 coroutines when an event loop already runs (Jupyter). Why not httpx: importing it
 and building its client costs ~0.1 s per session (measured), most of the hook's
 budget. A blocking urllib request with a short timeout has none of these costs.
+
+Every exchange (name lookup, connect, headers, body) ends within `timeout`
+seconds, whatever the server does; every answer that is not the JSON the API
+sends is an error like an unreachable server.
 """
 
 from __future__ import annotations
 
-import base64
 import json
-import os
 import re
 import socket
+import threading
 import time
 import urllib.error
 import urllib.request
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
-from urllib.parse import quote, urlsplit, urlunsplit
+from urllib.parse import quote
 
-from kedro_prefect_hooks.compat import TOMLDecodeError, read_toml
+from kedro_prefect_hooks.connection import ApiSettings, PrefectApiError
 
 PAGE_SIZE = 200
 # The server answers these when asked to retry (e.g. SQLite busy under load); a
@@ -31,68 +32,22 @@ RETRY_STATUSES = (429, 502, 503)
 RETRY_WAITS = (0.2, 0.5, 1.0, 2.0)
 
 
-class PrefectApiError(RuntimeError):
-    """The Prefect API could not be reached or refused a request."""
+class ApiRefused(PrefectApiError):
+    """The server answered a request with an error status (e.g. 422: it refused the body)."""
+
+    def __init__(self, message: str, status: int, detail: str):
+        super().__init__(message)
+        self.status = status
+        self.detail = detail
 
 
-class PrefectUnavailable(PrefectApiError):
-    """prefect cannot be imported here (a broken or incompatible install): handled like an API error."""
-
-
-@dataclass(frozen=True)
-class ApiSettings:
-    """Where the API is and how to authenticate.
-
-    Secrets live only in `headers` (kept out of the repr); `url` never holds
-    credentials, so it is safe in messages.
-    """
-
-    url: str
-    source: str
-    headers: dict[str, str] = field(default_factory=dict, repr=False)
-
-
-def resolve_api(configured_url: str | None) -> ApiSettings | None:
-    """The API to use: `api_url` from prefect.yml, then PREFECT_API_URL, then the active profile."""
-    profile_name, profile = _active_profile()
-
-    def setting(name: str) -> str | None:
-        return os.environ.get(name) or profile.get(name) or None
-
-    if configured_url:
-        url, source = configured_url, "api_url in prefect.yml"
-    elif os.environ.get("PREFECT_API_URL"):
-        url, source = os.environ["PREFECT_API_URL"], "PREFECT_API_URL"
-    elif profile.get("PREFECT_API_URL"):
-        url, source = profile["PREFECT_API_URL"], f"Prefect profile '{profile_name}'"
-    else:
-        return None
-    parts = urlsplit(url)
-    user_info, _, host = parts.netloc.rpartition("@")
-    headers = {}
-    if auth_string := user_info or setting("PREFECT_API_AUTH_STRING"):
-        headers["Authorization"] = "Basic " + base64.b64encode(auth_string.encode()).decode()
-    if key := setting("PREFECT_API_KEY"):
-        headers["Authorization"] = f"Bearer {key}"
-    url = urlunsplit(parts._replace(netloc=host)).rstrip("/")
-    return ApiSettings(url=url, source=source, headers=headers)
-
-
-def _active_profile() -> tuple[str, dict[str, str]]:
-    """The active Prefect profile's settings, read from profiles.toml without importing prefect."""
-    home = Path(os.environ.get("PREFECT_HOME") or Path.home() / ".prefect").expanduser()
-    path = Path(os.environ.get("PREFECT_PROFILES_PATH") or home / "profiles.toml").expanduser()
-    try:
-        data = read_toml(path)
-    except (OSError, TOMLDecodeError):
-        return "", {}
-    name = os.environ.get("PREFECT_PROFILE") or data.get("active") or ""
-    profile = data.get("profiles", {}).get(name, {})
-    return name, {k: str(v) for k, v in profile.items() if isinstance(v, (str, int, float))}
+def path(*segments: str) -> str:
+    """An API path with each segment quoted: names like "my pool" or "café" are valid in Prefect."""
+    return "/" + "/".join(quote(str(segment), safe="") for segment in segments)
 
 
 class PrefectApi:
-    """The few API calls registration needs; every failure becomes a PrefectApiError."""
+    """The few API calls the plugin needs; every failure becomes a PrefectApiError."""
 
     def __init__(self, settings: ApiSettings, timeout: float):
         self.settings = settings
@@ -103,43 +58,93 @@ class PrefectApi:
             "Content-Type": "application/json",
         }
 
-    def _request(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+    def _request(self, method: str, api_path: str, body: Any = None) -> tuple[int, Any]:
         """(status, decoded JSON body); 404 and 409 are returned, other errors raised."""
         request = urllib.request.Request(
-            self.settings.url + path,
+            self.settings.url + api_path,
             data=None if body is None else json.dumps(body).encode(),
             headers=self._headers,
             method=method,
         )
         for wait in (*RETRY_WAITS, None):
-            try:
-                with urllib.request.urlopen(request, timeout=self.timeout) as response:
-                    status, raw = response.status, response.read()
-            except urllib.error.HTTPError as exc:
-                status, raw = exc.code, exc.read()
-            except TimeoutError:
-                raise self._error(f"no answer within {self.timeout:g} s") from None
-            except urllib.error.URLError as exc:
-                if isinstance(exc.reason, (TimeoutError, socket.timeout)):
-                    raise self._error(f"no answer within {self.timeout:g} s") from None
-                raise self._error(f"cannot connect ({exc.reason})") from None
-            except OSError as exc:  # connection reset, bad status line...
-                raise self._error(f"connection failed ({exc})") from None
+            status, raw, content_type = self._exchange(request)
             if status not in RETRY_STATUSES or wait is None:
                 break
             time.sleep(wait)
         payload = _decode(raw)
         if status >= 400 and status not in (404, 409):
-            raise self._error(f"{method} {path} answered {status}: {_detail(payload, raw)}")
+            raise self._refused(method, api_path, status, _detail(payload, raw))
+        if raw and payload is None:
+            raise self._error(
+                f"{method} {api_path} answered {status} with {content_type or 'a body'} that is not "
+                "JSON: is this a Prefect API, or a proxy or login page in front of it?"
+            )
         return status, payload
+
+    def _exchange(self, request: urllib.request.Request) -> tuple[int, bytes, str]:
+        """One HTTP exchange that ends within `timeout` seconds, however slowly the server answers.
+
+        Socket timeouts bound each read, not the whole answer (a server sending a
+        byte a second never trips them), so the exchange runs in a daemon thread
+        that is abandoned at the deadline.
+        """
+        outcome: dict[str, Any] = {}
+
+        def exchange() -> None:
+            try:
+                with urllib.request.urlopen(request, timeout=self.timeout) as response:
+                    outcome["answer"] = (
+                        response.status,
+                        response.read(),
+                        response.headers.get_content_type(),
+                    )
+            except urllib.error.HTTPError as exc:
+                outcome["answer"] = (exc.code, exc.read(), exc.headers.get_content_type())
+            except BaseException as exc:  # reported in the caller's thread
+                outcome["error"] = exc
+
+        worker = threading.Thread(target=exchange, name="kedro-prefect-hooks-request", daemon=True)
+        worker.start()
+        worker.join(self.timeout)
+        if worker.is_alive() or ("error" in outcome and _is_timeout(outcome["error"])):
+            raise self._error(f"no complete answer within {self.timeout:g} s")
+        if "error" in outcome:
+            exc = outcome["error"]
+            if isinstance(exc, urllib.error.URLError):
+                raise self._error(f"cannot connect ({exc.reason})") from None
+            if isinstance(exc, (OSError, ValueError)):  # reset, bad status line, bad URL...
+                raise self._error(f"connection failed ({exc})") from None
+            raise exc
+        return outcome["answer"]
+
+    def _refused(self, method: str, api_path: str, status: int, detail: str) -> ApiRefused:
+        return ApiRefused(
+            f"Prefect API at {self.settings.url} ({self.settings.source}): {method} {api_path} answered {status}: {detail}",
+            status,
+            f"{status}: {detail}",
+        )
 
     def _error(self, cause: str) -> PrefectApiError:
         return PrefectApiError(f"Prefect API at {self.settings.url} ({self.settings.source}): {cause}")
 
-    def _json(self, method: str, path: str, body: Any = None) -> Any:
-        status, payload = self._request(method, path, body)
+    def _json(self, method: str, api_path: str, body: Any = None, expect: type = dict) -> Any:
+        """The answer's JSON, which must be of type `expect`: an error answer or another shape is an error."""
+        status, payload = self._request(method, api_path, body)
+        return self._checked(method, api_path, status, payload, expect)
+
+    def _checked(self, method: str, api_path: str, status: int, payload: Any, expect: type) -> Any:
         if status >= 400:
-            raise self._error(f"{method} {path} answered {status}: {_detail(payload, b'')}")
+            raise self._refused(method, api_path, status, _detail(payload, b""))
+        shaped = isinstance(payload, expect) and not isinstance(payload, bool)
+        if shaped and expect is dict:
+            shaped = "id" in payload  # every object the plugin reads (flow, deployment, run) has one
+        if shaped and expect is list:
+            shaped = all(isinstance(item, dict) for item in payload)
+        if not shaped:
+            raise self._error(
+                f"{method} {api_path} answered {status} with {_detail(payload, b'')!r}, not the "
+                f"{expect.__name__} the Prefect API sends: is this a Prefect API?"
+            )
         return payload
 
     def deployments_tagged(self, tags: list[str]) -> list[dict[str, Any]]:
@@ -154,6 +159,7 @@ class PrefectApi:
                     "limit": PAGE_SIZE,
                     "offset": len(found),
                 },
+                expect=list,
             )
             found.extend(page)
             if len(page) < PAGE_SIZE:
@@ -161,14 +167,14 @@ class PrefectApi:
 
     def count_deployments(self, tags: list[str]) -> int:
         """How many deployments carry all `tags`: the cheap check for "nothing changed"."""
-        return self._json("POST", "/deployments/count", {"deployments": {"tags": {"all_": tags}}})
+        return self._json("POST", "/deployments/count", {"deployments": {"tags": {"all_": tags}}}, expect=int)
 
     def ensure_work_pool(self, name: str, base_job_template: Any) -> bool:
         """Create a process pool `name` unless it exists; True when created.
 
         `base_job_template` is a callable so prefect is imported only for a new pool.
         """
-        if self._request("GET", f"/work_pools/{name}")[0] != 404:
+        if self._request("GET", path("work_pools", name))[0] != 404:
             return False
         status, _ = self._request(
             "POST",
@@ -176,6 +182,16 @@ class PrefectApi:
             {"name": name, "type": "process", "base_job_template": base_job_template()},
         )
         return status != 409  # 409: another session created it first
+
+    def ensure_automation(self, name: str, body: Any) -> bool:
+        """Create automation `name` unless one exists; True when created. `body` is a callable."""
+        found = self._json(
+            "POST", "/automations/filter", {"automations": {"name": {"any_": [name]}}}, expect=list
+        )
+        if found:
+            return False
+        self._json("POST", "/automations/", body())
+        return True
 
     def ensure_flow(self, name: str) -> str:
         """The id of flow `name`; the API creates it or returns the existing one."""
@@ -186,23 +202,23 @@ class PrefectApi:
         return self._json("POST", "/deployments/", body)
 
     def delete_deployment(self, deployment_id: str) -> None:
-        self._request("DELETE", f"/deployments/{deployment_id}")
+        self._request("DELETE", path("deployments", deployment_id))
 
     def deployment_by_name(self, flow: str, name: str) -> dict[str, Any] | None:
-        status, payload = self._request(
-            "GET", f"/deployments/name/{quote(flow, safe='')}/{quote(name, safe='')}"
-        )
-        return None if status == 404 else payload
+        status, payload = self._request("GET", api_path := path("deployments", "name", flow, name))
+        return None if status == 404 else self._checked("GET", api_path, status, payload, dict)
 
     def flow_name(self, flow_id: str) -> str:
-        return self._json("GET", f"/flows/{flow_id}")["name"]
+        return self._json("GET", path("flows", flow_id))["name"]
 
     def create_flow_run(self, deployment_id: str, parameters: dict[str, Any]) -> dict[str, Any]:
         """What `prefect deployment run` does: a flow run scheduled now, for a worker to pick up."""
-        return self._json("POST", f"/deployments/{deployment_id}/create_flow_run", {"parameters": parameters})
+        return self._json(
+            "POST", path("deployments", deployment_id, "create_flow_run"), {"parameters": parameters}
+        )
 
     def flow_run(self, flow_run_id: str) -> dict[str, Any]:
-        return self._json("GET", f"/flow_runs/{flow_run_id}")
+        return self._json("GET", path("flow_runs", flow_run_id))
 
     def last_flow_run(self, deployment_id: str) -> dict[str, Any] | None:
         runs = self._json(
@@ -213,17 +229,25 @@ class PrefectApi:
                 "sort": "EXPECTED_START_TIME_DESC",
                 "limit": 1,
             },
+            expect=list,
         )
         return runs[0] if runs else None
 
     def task_run_states(self, flow_run_id: str) -> list[str]:
-        runs = self._json("POST", "/task_runs/filter", {"flow_runs": {"id": {"any_": [flow_run_id]}}})
+        runs = self._json(
+            "POST", "/task_runs/filter", {"flow_runs": {"id": {"any_": [flow_run_id]}}}, expect=list
+        )
         return [run["state"]["type"] for run in runs if run.get("state")]
 
     def pool_workers(self, pool: str) -> list[dict[str, Any]]:
         """The workers Prefect knows for `pool`, with status and last heartbeat; [] for no pool."""
-        status, payload = self._request("POST", f"/work_pools/{pool}/workers/filter", {})
-        return [] if status == 404 else payload
+        status, payload = self._request("POST", api_path := path("work_pools", pool, "workers", "filter"), {})
+        return [] if status == 404 else self._checked("POST", api_path, status, payload, list)
+
+
+def _is_timeout(exc: BaseException) -> bool:
+    reason = exc.reason if isinstance(exc, urllib.error.URLError) else exc
+    return isinstance(reason, (TimeoutError, socket.timeout))
 
 
 def _decode(raw: bytes) -> Any:

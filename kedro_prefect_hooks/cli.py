@@ -54,8 +54,9 @@ def _config_and_api(metadata, env: str | None, required: bool = True):
 
     Worker commands pass `required=False`: without prefect.yml they serve the default pool.
     """
-    from kedro_prefect_hooks.api import PrefectApiError
-    from kedro_prefect_hooks.config import ConfigError, PrefectConfig, load_config
+    from kedro_prefect_hooks.config import ConfigError, PrefectConfig
+    from kedro_prefect_hooks.config_loader import load_config
+    from kedro_prefect_hooks.connection import PrefectApiError
     from kedro_prefect_hooks.hooks import find_api
     from kedro_prefect_hooks.project import project_config_loader
 
@@ -103,14 +104,25 @@ def worker_start(metadata, env: str | None) -> None:
         write_record(
             path, Record(pid=process.pid, marker=worker_name(package, pool), log="(terminal)", url=api.url)
         )
-    # A service manager stops us with SIGTERM: pass it on, so the worker does not outlive us.
-    signal.signal(signal.SIGTERM, lambda *_: process.terminate())
+    stopped = []
+
+    def stop_on_request(*_: object) -> None:
+        # A service manager stops us with SIGTERM: pass it on, so the worker does not outlive us.
+        stopped.append(True)
+        process.terminate()
+
+    signal.signal(signal.SIGTERM, stop_on_request)
     try:
         process.wait()
     except KeyboardInterrupt:  # the worker got the terminal's SIGINT too
+        stopped.append(True)
         process.wait()
     finally:
         path.unlink(missing_ok=True)
+    # Stopped by a signal (here, or `kedro prefect worker stop` on the worker itself) is a clean end.
+    signalled = {-signal.SIGTERM, -signal.SIGINT, 128 + signal.SIGTERM, 128 + signal.SIGINT}
+    if process.returncode != 0 and not stopped and process.returncode not in signalled:
+        raise click.ClickException(f"the worker for pool '{pool}' exited with code {process.returncode}")
 
 
 @worker.command("status")
@@ -123,7 +135,8 @@ def worker_status(metadata, env: str | None) -> None:
     Example:
       kedro prefect worker status
     """
-    from kedro_prefect_hooks.api import PrefectApi, PrefectApiError
+    from kedro_prefect_hooks.api import PrefectApi
+    from kedro_prefect_hooks.connection import PrefectApiError
     from kedro_prefect_hooks.worker import running_workers
 
     project_path, _ = _project(metadata)
@@ -237,9 +250,9 @@ def server_stop(metadata) -> None:
 
 def _selected(config, names: tuple[str, ...]) -> list[str]:
     from kedro_prefect_hooks.config import ConfigError
-    from kedro_prefect_hooks.project import registered_pipeline_names
+    from kedro_prefect_hooks.project import registered_pipelines
 
-    available = registered_pipeline_names()
+    available = registered_pipelines().names
     try:
         selected = config.selected_pipelines(available)
     except ConfigError as exc:
@@ -303,8 +316,8 @@ def register(metadata, env: str | None, pipelines: tuple[str, ...], dry_run: boo
       kedro prefect register
       kedro prefect register --env prod --pipeline data_science --dry-run
     """
-    from kedro_prefect_hooks.api import PrefectApiError
     from kedro_prefect_hooks.config import ConfigError
+    from kedro_prefect_hooks.connection import PrefectApiError
     from kedro_prefect_hooks.registration import preview
     from kedro_prefect_hooks.registration import register as apply
 
@@ -318,7 +331,7 @@ def register(metadata, env: str | None, pipelines: tuple[str, ...], dry_run: boo
                 click.echo(f"{change.action:9s} {change.deployment}{detail}")
             click.echo(f"dry run: nothing written to {api.url}")
             return
-        outcome = apply(config, project, selected, api)
+        outcome = apply(config, project, selected, api, retry_refused=True)
     except (ConfigError, PrefectApiError) as exc:
         raise click.ClickException(str(exc)) from None
     for name in outcome.written:
@@ -339,7 +352,8 @@ def list_deployments(metadata, env: str | None) -> None:
     Example:
       kedro prefect list --env local
     """
-    from kedro_prefect_hooks.api import PrefectApi, PrefectApiError
+    from kedro_prefect_hooks.api import PrefectApi
+    from kedro_prefect_hooks.connection import PrefectApiError
     from kedro_prefect_hooks.plan import SET_TAG_PREFIX, desired_deployments, fingerprint
 
     config, api, loader = _config_and_api(metadata, env)
@@ -417,7 +431,8 @@ def run(metadata, pipeline: str, env: str | None, params: str, wait: bool, timeo
     """
     import time
 
-    from kedro_prefect_hooks.api import PrefectApi, PrefectApiError
+    from kedro_prefect_hooks.api import PrefectApi
+    from kedro_prefect_hooks.connection import PrefectApiError
     from kedro_prefect_hooks.plan import desired_deployments
 
     config, api, loader = _config_and_api(metadata, env)

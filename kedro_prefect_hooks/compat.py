@@ -81,6 +81,58 @@ def read_toml(path: Path) -> dict[str, Any]:
 TOMLDecodeError = tomllib.TOMLDecodeError
 
 
+def prefect_cron_problem(expression: str) -> str | None:
+    """Why Prefect would refuse a cron expression, or None: exactly Prefect's own rule.
+
+    Prefect validates cron with its vendored croniter (`prefect._vendor.croniter`,
+    private) and refuses croniter's random and hashed fields (R, H). Importing it
+    through prefect costs ~1 s, so its file is loaded on its own (~25 ms, only when
+    a cron is configured). If it moves, the check falls back to Prefect's public
+    CronSchedule model, which imports prefect.
+    """
+    croniter = _vendored_croniter()
+    if croniter is None:
+        from prefect.client.schemas.schedules import CronSchedule
+
+        try:
+            CronSchedule(cron=expression)
+        except ValueError as exc:
+            return str(exc).splitlines()[-1]
+        return None
+    if not croniter.is_valid(expression):
+        return "Prefect's cron parser refuses it"
+    if any(field.casefold() in ("r", "h") for field in expression.split()):
+        return "random (R) and hashed (H) fields are not supported by Prefect"
+    return None
+
+
+def _vendored_croniter() -> Any:
+    import importlib.util
+
+    module = sys.modules.get("_kph_prefect_croniter")
+    if module is not None:
+        return module.croniter
+    spec = importlib.util.find_spec("prefect")  # locates the package without importing it
+    if spec is None or not spec.origin:
+        return None
+    folder = Path(spec.origin).parent / "_vendor" / "croniter"
+    if not (folder / "__init__.py").is_file():
+        return None
+    loader_spec = importlib.util.spec_from_file_location(
+        "_kph_prefect_croniter", folder / "__init__.py", submodule_search_locations=[str(folder)]
+    )
+    if loader_spec is None or loader_spec.loader is None:
+        return None
+    module = importlib.util.module_from_spec(loader_spec)
+    sys.modules["_kph_prefect_croniter"] = module
+    try:
+        loader_spec.loader.exec_module(module)
+    except Exception:
+        del sys.modules["_kph_prefect_croniter"]
+        return None
+    return module.croniter
+
+
 def import_prefect() -> None:
     """Import what registration needs from prefect without letting it take over logging.
 
@@ -89,7 +141,7 @@ def import_prefect() -> None:
     Any import failure becomes PrefectUnavailable, which the hook reports like an
     API error instead of failing the Kedro command.
     """
-    from kedro_prefect_hooks.api import PrefectUnavailable
+    from kedro_prefect_hooks.connection import PrefectUnavailable
 
     if "kedro_prefect_hooks.flow" in sys.modules and "prefect.workers.process" in sys.modules:
         return

@@ -12,28 +12,66 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
+from kedro.framework.cli.utils import KedroCliError
 from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
     PrivateAttr,
+    TypeAdapter,
     ValidationError,
     field_validator,
     model_validator,
 )
 
-CONFIG_KEY = "prefect"
-CONFIG_PATTERNS = ["prefect*", "prefect*/**", "**/prefect*"]
-INIT_HINT = "create conf/base/prefect.yml (e.g. `pipelines: all`; see the kedro-prefect-hooks README)"
+from kedro_prefect_hooks.compat import prefect_cron_problem
+from kedro_prefect_hooks.connection import url_problem
 
-# Flow parameters a deployment may preset; kept equal to kedro_prefect_hooks.flow's
-# signature by a test, so that this module does not import prefect.
-FLOW_PARAMETERS = ("params", "tags", "node_names", "from_nodes", "to_nodes", "namespaces")
+# Flow parameters a deployment may preset, with their types; kept equal to
+# kedro_prefect_hooks.flow's signature by a test, so that this module does not import prefect.
+FLOW_PARAMETERS: dict[str, Any] = {
+    "params": dict[str, Any] | None,
+    "tags": list[str] | None,
+    "node_names": list[str] | None,
+    "from_nodes": list[str] | None,
+    "to_nodes": list[str] | None,
+    "namespaces": list[str] | None,
+}
 NAME_FIELDS = ("project", "pipeline", "env")
+# Prefect refuses these in flow, deployment, work pool and work queue names.
+BANNED_NAME_CHARACTERS = "/%&<>"
+# Beyond these the server answers 500 or drops the connection (measured on 3.9).
+MAX_INTERVAL_SECONDS = 100 * 365 * 24 * 3600
+MAX_CONCURRENCY_LIMIT = 2**31 - 1
 
 
-class ConfigError(ValueError):
-    """The prefect config is invalid; the message names the file, the key and the fix."""
+class ConfigError(KedroCliError, ValueError):
+    """The prefect config is invalid; the message names the file, the key and the fix.
+
+    A KedroCliError, so a Kedro command prints the message in a few lines instead
+    of a traceback. The traceback shows with Kedro's `--verbose` (commands that
+    have it) or KEDRO_PREFECT_HOOKS_TRACEBACK=1 (`kedro run` has no --verbose).
+    """
+
+    def show(self, file: Any = None) -> None:
+        # Kedro's show() reads sys.exc_info(), which click 8.4 has cleared by now
+        # (it prints "NoneType: None"); the exception carries its own traceback.
+        import os
+        import sys
+
+        import click
+
+        file = file or sys.stderr
+        if self.VERBOSE_ERROR or os.environ.get("KEDRO_PREFECT_HOOKS_TRACEBACK"):
+            import traceback
+
+            click.secho("".join(traceback.format_exception(self)), file=file, nl=False, fg="yellow")
+        else:
+            click.secho(
+                f"Error: {self.message}\n(full traceback: KEDRO_PREFECT_HOOKS_TRACEBACK=1)",
+                file=file,
+                fg="yellow",
+            )
 
 
 class _Model(BaseModel):
@@ -46,9 +84,9 @@ class Schedule(_Model):
     """One of cron, interval (seconds) or rrule, in a timezone."""
 
     cron: str | None = None
-    """Five-field cron expression, e.g. "0 6 * * 1-5"."""
-    interval: float | None = Field(default=None, gt=0)
-    """Seconds between runs, e.g. 3600."""
+    """Cron expression as Prefect reads it (croniter), e.g. "0 6 * * 1-5" or "@daily"."""
+    interval: float | None = Field(default=None, gt=0, le=MAX_INTERVAL_SECONDS)
+    """Seconds between runs, e.g. 3600 (at most 100 years)."""
     rrule: str | None = None
     """An RFC 5545 recurrence rule, e.g. "FREQ=WEEKLY;BYDAY=MO"."""
     timezone: str = "UTC"
@@ -73,16 +111,10 @@ class Schedule(_Model):
     @field_validator("cron")
     @classmethod
     def _valid_cron(cls, value: str | None) -> str | None:
-        if value is not None:
-            from cronsim import CronSim, CronSimError
-
-            try:
-                CronSim(value, dt.datetime(2020, 1, 1))
-            except CronSimError as exc:
-                raise ValueError(
-                    f"invalid cron expression {value!r} ({exc}); "
-                    "use five fields, e.g. '0 6 * * *' for 06:00 every day"
-                ) from None
+        if value is not None and (problem := prefect_cron_problem(value)):
+            raise ValueError(
+                f"invalid cron expression {value!r}: {problem}; e.g. '0 6 * * *' for 06:00 every day, or '@daily'"
+            )
         return value
 
     @field_validator("rrule")
@@ -180,8 +212,10 @@ class DeploymentOptions(_Model):
     """Preset flow parameters: params, tags, node_names, from_nodes, to_nodes, namespaces. E.g. {params: {model.test_size: 0.3}}."""
     work_queue: str | None = None
     """Work queue of the pool; null: the pool's default queue."""
-    concurrency_limit: int | None = Field(default=None, ge=1)
-    """Runs of the deployment at once; null: no limit."""
+    concurrency_limit: int | None = Field(default=1, ge=1, le=MAX_CONCURRENCY_LIMIT)
+    """Runs of the deployment at once (default 1: two runs never write the same datasets at once); null: no limit."""
+    collision_strategy: Literal["enqueue", "cancel_new"] = "enqueue"
+    """A run beyond concurrency_limit: enqueue waits for a free slot (AwaitingConcurrencySlot), cancel_new cancels it."""
     paused: bool | None = None
     """true registers the deployment paused: its schedule creates no runs."""
     run: RunOptions = Field(default_factory=RunOptions)
@@ -196,7 +230,18 @@ class DeploymentOptions(_Model):
                 f"unknown flow parameter(s) {unknown}; the flow takes {list(FLOW_PARAMETERS)} "
                 "(the pipeline and the env are set by the plugin)"
             )
+        for name, given in (value or {}).items():
+            try:
+                TypeAdapter(FLOW_PARAMETERS[name]).validate_python(given, strict=True)
+            except ValidationError:
+                expected = "a mapping, e.g. {model.test_size: 0.3}" if name == "params" else "a list of names"
+                raise ValueError(f"flow parameter `{name}` must be {expected}, got {given!r}") from None
         return value
+
+    @field_validator("work_queue")
+    @classmethod
+    def _queue_name(cls, value: str | None) -> str | None:
+        return value if value is None else prefect_name(value, "work queue")
 
     def merged_over(self, defaults: DeploymentOptions) -> DeploymentOptions:
         """Per-pipeline options over the defaults.
@@ -225,6 +270,24 @@ class WorkPool(_Model):
     job_variables: dict[str, Any] = Field(default_factory=dict)
     """Passed to every deployment, e.g. {env: {MY_VAR: "1"}} or, on Docker/Kubernetes pools, {image: "..."}."""
 
+    @field_validator("name")
+    @classmethod
+    def _pool_name(cls, value: str) -> str:
+        return prefect_name(value, "work pool")
+
+    @field_validator("job_variables")
+    @classmethod
+    def _env_is_a_mapping(cls, value: dict[str, Any]) -> dict[str, Any]:
+        env = value.get("env")
+        if env is not None and not (
+            isinstance(env, dict) and all(isinstance(v, str) or v is None for v in env.values())
+        ):
+            raise ValueError(
+                f"`env` must map variable names to strings, e.g. {{env: {{MY_VAR: '1'}}}}, got {env!r} "
+                "(quote numbers and booleans)"
+            )
+        return value
+
 
 class WorkerOptions(_Model):
     """The opt-in background worker for the work pool (`worker:`)."""
@@ -235,6 +298,8 @@ class WorkerOptions(_Model):
     """Flow runs the worker executes at once; null: no limit."""
     query_seconds: float = Field(default=2.0, gt=0, le=60)
     """How often the worker asks Prefect for runs: a triggered run starts within this."""
+    start_wait_seconds: float = Field(default=30.0, gt=0, le=600)
+    """How long the session that starts the worker waits to see it online in Prefect (a dead one is reported at once)."""
 
 
 class Names(_Model):
@@ -260,7 +325,25 @@ class Names(_Model):
                 f"template {value!r} uses {unknown or 'nothing'}; "
                 f"use only {{project}}, {{pipeline}} and {{env}}"
             )
+        try:
+            value.format(**dict.fromkeys(NAME_FIELDS, "x"))
+        except (ValueError, IndexError) as exc:
+            raise ValueError(
+                f"bad template {value!r}: {exc}; write fields plainly, e.g. '{{pipeline}}'"
+            ) from None
         return value
+
+
+def prefect_name(value: str, what: str) -> str:
+    """A name Prefect accepts as it is: no / % & < >, not blank."""
+    banned = sorted({c for c in value if c in BANNED_NAME_CHARACTERS})
+    if banned or not value.strip():
+        raise ValueError(
+            f"{what} name {value!r} "
+            + (f"contains {' '.join(banned)}" if banned else "is blank")
+            + f", which Prefect refuses in names ({' '.join(BANNED_NAME_CHARACTERS)})"
+        )
+    return value
 
 
 class PrefectConfig(_Model):
@@ -284,6 +367,8 @@ class PrefectConfig(_Model):
     """Where the deployments run."""
     worker: WorkerOptions = Field(default_factory=WorkerOptions)
     """The opt-in background worker."""
+    mark_crashed_runs: Literal["auto"] | bool = "auto"
+    """Mark runs CRASHED when their heartbeats stop for 90 s (an automation on the server); auto: on this project's local server only."""
     defaults: DeploymentOptions = Field(default_factory=DeploymentOptions)
     """Options of every deployment."""
     deployments: dict[str, DeploymentOptions] = Field(default_factory=dict)
@@ -302,15 +387,18 @@ class PrefectConfig(_Model):
     @field_validator("api_url")
     @classmethod
     def _http_url(cls, value: str | None) -> str | None:
-        if value is not None and not value.startswith(("http://", "https://")):
-            raise ValueError(f"{value!r} is not an http(s) URL; e.g. http://127.0.0.1:4200/api")
-        return value.rstrip("/") if value else value
+        if value is None:
+            return None
+        value = value.strip().rstrip("/")
+        if problem := url_problem(value):
+            raise ValueError(f"{value!r} cannot be an API URL: {problem}; e.g. http://127.0.0.1:4200/api")
+        return value
 
-    def selected_pipelines(self, available: list[str]) -> list[str]:
-        """The pipelines to register; raises ConfigError naming any unknown one."""
+    def selected_pipelines(self, available: list[str], missing_ok: bool = False) -> list[str]:
+        """The pipelines to register; raises ConfigError naming any unknown one (unless `missing_ok`)."""
         for key, names in (("pipelines", self.pipelines), ("deployments", self.deployments)):
             unknown = [] if names == "all" else [p for p in names if p not in available]
-            if unknown:
+            if unknown and not missing_ok:
                 raise self.error(
                     key,
                     f"pipeline(s) {unknown} are not registered by the project; "
@@ -326,40 +414,6 @@ class PrefectConfig(_Model):
     def error(self, key: str, message: str) -> ConfigError:
         """A ConfigError naming this config's files, for checks made after parsing."""
         return ConfigError(f"Invalid prefect config in {_display(self._files)}: key `{key}`: {message}")
-
-
-def config_files(config_loader: Any) -> list[Path]:
-    """The files the `prefect` key reads, base first, for error messages."""
-    conf_source = Path(getattr(config_loader, "conf_source", "conf"))
-    envs = [config_loader.base_env, config_loader.env or config_loader.default_run_env]
-    patterns = config_loader.config_patterns.get(CONFIG_KEY, CONFIG_PATTERNS)
-    found: list[Path] = []
-    for env in dict.fromkeys(e for e in envs if e):
-        for pattern in patterns:
-            for path in sorted((conf_source / env).glob(pattern)):
-                if path.is_file() and path.suffix in (".yml", ".yaml", ".json") and path not in found:
-                    found.append(path)
-    return found
-
-
-def load_config(config_loader: Any) -> PrefectConfig | None:
-    """Read and validate the project's prefect config; None when there is none.
-
-    Adds the `prefect` pattern and a soft merge only when the project set neither,
-    so base and env files combine key by key, as users expect.
-    """
-    from kedro.config import MissingConfigException
-
-    if CONFIG_KEY not in config_loader.config_patterns:
-        config_loader.config_patterns[CONFIG_KEY] = list(CONFIG_PATTERNS)
-    merge_strategy = getattr(config_loader, "merge_strategy", None)
-    if isinstance(merge_strategy, dict):
-        merge_strategy.setdefault(CONFIG_KEY, "soft")
-    try:
-        raw = config_loader[CONFIG_KEY]
-    except MissingConfigException:
-        return None
-    return parse_config(raw, config_files(config_loader))
 
 
 def parse_config(raw: Any, files: list[Path] | None = None) -> PrefectConfig:

@@ -1,4 +1,4 @@
-"""The Kedro hook: read the prefect config, register, and keep out of the way."""
+"""The Kedro hook: read the prefect config, register, maybe start the worker; nothing else."""
 
 from __future__ import annotations
 
@@ -8,16 +8,13 @@ from typing import Any
 
 from kedro.framework.hooks import hook_impl
 
-from kedro_prefect_hooks.api import ApiSettings, PrefectApiError, resolve_api
-from kedro_prefect_hooks.config import INIT_HINT, PrefectConfig, load_config
-from kedro_prefect_hooks.project import (
-    describe_project,
-    inside_prefect_run,
-    registered_pipeline_names,
-)
-from kedro_prefect_hooks.registration import register
+from kedro_prefect_hooks.config import PrefectConfig
+from kedro_prefect_hooks.config_loader import INIT_HINT, load_config, missing_env_folder
+from kedro_prefect_hooks.connection import LOCAL_SERVER, ApiSettings, PrefectApiError, resolve_api
+from kedro_prefect_hooks.project import describe_project, inside_prefect_run, registered_pipelines
+from kedro_prefect_hooks.registration import PartialRegistration, register
 from kedro_prefect_hooks.server import local_server_url
-from kedro_prefect_hooks.worker import ensure_worker
+from kedro_prefect_hooks.worker import WorkerStartError, ensure_worker
 
 logger = logging.getLogger(__name__)
 if logging.getLogger("kedro_prefect_hooks").level == logging.NOTSET:
@@ -29,14 +26,17 @@ if logging.getLogger("kedro_prefect_hooks").level == logging.NOTSET:
 class PrefectHook:
     """Registers the project's selected pipelines as Prefect deployments when a session starts.
 
-    Config errors fail the Kedro command (nothing is registered); API failures
-    are one warning unless `on_error: raise`.
+    Config errors fail the Kedro command in a few lines (nothing is registered);
+    anything on Prefect's side is one warning unless `on_error: raise`.
     """
 
     @hook_impl
     def after_context_created(self, context: Any) -> None:
         if inside_prefect_run():
             return  # the flow run opens a session too; registering there would loop
+        if folder := missing_env_folder(context.config_loader):
+            logger.warning("kedro-prefect-hooks: nothing registered: the Kedro env has no folder %s.", folder)
+            return
         config = load_config(context.config_loader)
         if config is None:
             logger.warning("kedro-prefect-hooks: no prefect.yml found, nothing registered; %s.", INIT_HINT)
@@ -44,45 +44,57 @@ class PrefectHook:
         if not config.enabled:
             return
         try:
-            available = registered_pipeline_names()
+            found = registered_pipelines()
         except Exception as exc:  # a broken registry is the command's to report, not ours
             logger.warning("kedro-prefect-hooks: nothing registered; loading the pipelines failed: %s", exc)
             return
-        pipelines = config.selected_pipelines(available)
+        if found.problems:  # a pipeline module failed to import: never take it as removed
+            pipelines = [
+                p for p in config.selected_pipelines(found.names, missing_ok=True) if p in found.names
+            ]
+            logger.warning(
+                "kedro-prefect-hooks: registering only what loaded%s; the pipeline registry reported: %s",
+                ", nothing pruned" if config.prune else "",
+                " / ".join(found.problems),
+            )
+        else:
+            pipelines = config.selected_pipelines(found.names)
         project = describe_project(context.project_path, context.env, context.config_loader)
+        prune = config.prune and not found.problems
         try:
             api = find_api(config, project.path)
-            outcome = register(config, project, pipelines, api)
-        except PrefectApiError as exc:
+            outcome = register(config, project, pipelines, api, prune=prune)
+            if config.worker.start:
+                _start_worker(config, project.path, project.package, api)
+        except (PrefectApiError, WorkerStartError) as exc:
             if config.on_error == "raise":
                 raise
-            logger.warning("kedro-prefect-hooks: nothing registered. %s", exc)
+            written_some = isinstance(exc, (PartialRegistration, WorkerStartError))
+            logger.warning("kedro-prefect-hooks: %s%s", "" if written_some else "nothing registered. ", exc)
             return
-        if outcome.written or outcome.pruned:
-            logger.info(
-                "kedro-prefect-hooks: registered %s%s%s at %s",
-                ", ".join(outcome.written) or "nothing new",
-                f"; pruned {', '.join(outcome.pruned)}" if outcome.pruned else "",
-                f"; created process work pool '{config.work_pool.name}'" if outcome.created_work_pool else "",
-                api.url,
-            )
-        if config.worker.start:
-            started = ensure_worker(project.path, project.package, config.work_pool.name, config.worker, api)
-            if started:
-                logger.info(
-                    "kedro-prefect-hooks: started a process worker for pool '%s' (pid %s); log: %s; "
-                    "stop it with `kedro prefect worker stop`",
-                    config.work_pool.name,
-                    started.pid,
-                    started.log,
-                )
+        if outcome.summary():
+            logger.info("kedro-prefect-hooks: %s at %s", outcome.summary(), api.url)
+
+
+def _start_worker(config: PrefectConfig, project_path: Path, package: str, api: ApiSettings) -> None:
+    pool = config.work_pool.name
+    started, note = ensure_worker(project_path, package, pool, config.worker, api)
+    if started:
+        logger.info(
+            "kedro-prefect-hooks: started a process worker for pool '%s' (pid %s%s); log: %s; "
+            "stop it with `kedro prefect worker stop`",
+            pool,
+            started.pid,
+            f"; {note}" if note else "",
+            started.log,
+        )
 
 
 def find_api(config: PrefectConfig, project_path: Path) -> ApiSettings:
     """The configured API, else this project's local server if it runs, else an error with the two ways out."""
     api = resolve_api(config.api_url)
     if api is None and (url := local_server_url(project_path)):
-        api = ApiSettings(url=url, source="the local server of `kedro prefect server start`", headers={})
+        api = ApiSettings(url=url, source=LOCAL_SERVER)
     if api is None:
         raise PrefectApiError(
             "No Prefect API: start a local one with `kedro prefect server start`, "

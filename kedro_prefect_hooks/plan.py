@@ -21,6 +21,9 @@ MANAGED_TAG = "kedro-prefect-hooks"
 FLOW_ENTRYPOINT = "kedro_prefect_hooks.flow.kedro_pipeline"
 SET_TAG_PREFIX = "kph-set:"
 _FORBIDDEN = re.compile(r"[/%&<>]")
+# Prefect's shortest heartbeat: with runs beating every 30 s, an automation can mark
+# a run CRASHED after 90 s of silence without ever catching a healthy one.
+HEARTBEAT_SECONDS = 30
 
 
 @dataclass(frozen=True)
@@ -46,9 +49,13 @@ def ownership_tags(project: KedroProject) -> list[str]:
 
 
 def desired_deployments(
-    config: PrefectConfig, project: KedroProject, pipelines: list[str]
+    config: PrefectConfig, project: KedroProject, pipelines: list[str], heartbeats: bool = False
 ) -> list[DesiredDeployment]:
-    """One deployment per selected pipeline, with its full desired state."""
+    """One deployment per selected pipeline, with its full desired state.
+
+    `heartbeats`: runs send a heartbeat every HEARTBEAT_SECONDS (set in the job's
+    environment, so any worker's runs do), for crash detection.
+    """
     desired = []
     for pipeline in pipelines:
         options = config.options_for(pipeline)
@@ -74,8 +81,11 @@ def desired_deployments(
             "schedules": [{"schedule": schedule.to_api(), "active": schedule.active}] if schedule else [],
             "work_pool_name": config.work_pool.name,
             "work_queue_name": options.work_queue,
-            "job_variables": config.work_pool.job_variables,
+            "job_variables": _job_variables(config.work_pool.job_variables, heartbeats),
             "concurrency_limit": options.concurrency_limit,
+            "concurrency_options": {"collision_strategy": options.collision_strategy.upper()}
+            if options.concurrency_limit
+            else None,
             "paused": bool(options.paused),
             "enforce_parameter_schema": True,
         }
@@ -89,6 +99,14 @@ def desired_deployments(
         )
     _reject_name_clashes(config, desired)
     return desired
+
+
+def _job_variables(configured: dict[str, Any], heartbeats: bool) -> dict[str, Any]:
+    """The pool's job variables; with heartbeats, the frequency joins `env` unless the user set it."""
+    if not heartbeats:
+        return configured
+    env = {"PREFECT_FLOWS_HEARTBEAT_FREQUENCY": str(HEARTBEAT_SECONDS), **(configured.get("env") or {})}
+    return {**configured, "env": env}
 
 
 def _reject_name_clashes(config: PrefectConfig, desired: list[DesiredDeployment]) -> None:

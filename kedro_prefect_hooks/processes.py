@@ -33,6 +33,25 @@ def state_dir(project_path: Path) -> Path:
     return Path(project_path) / STATE_DIR
 
 
+def ensure_private(folder: Path) -> Path:
+    """`folder`, created if needed, readable by its owner only: it holds the local
+    server's database, logs that may quote settings, and process records."""
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if folder.stat().st_mode & 0o077:
+        folder.chmod(0o700)  # made by an earlier version, or by a loose umask
+    return folder
+
+
+def write_private(path: Path, text: str) -> None:
+    """Write `path` atomically, owner-only, in an owner-only folder."""
+    ensure_private(path.parent)
+    temporary = path.with_suffix(".tmp")
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w") as handle:
+        handle.write(text)
+    temporary.replace(path)
+
+
 def read_record(path: Path) -> Record | None:
     try:
         return Record(**json.loads(path.read_text()))
@@ -41,10 +60,7 @@ def read_record(path: Path) -> Record | None:
 
 
 def write_record(path: Path, record: Record) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_suffix(".tmp")
-    temporary.write_text(json.dumps(asdict(record)))
-    temporary.replace(path)
+    write_private(path, json.dumps(asdict(record)))
 
 
 def is_running(record: Record | None) -> TypeGuard[Record]:
@@ -73,7 +89,7 @@ def file_lock(path: Path) -> Iterator[None]:
     """An exclusive lock between processes (concurrent Kedro sessions), released on exit."""
     import fcntl  # POSIX only; imported here so the hook still loads elsewhere
 
-    path.parent.mkdir(parents=True, exist_ok=True)
+    ensure_private(path.parent)
     with open(path, "a") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:
@@ -84,8 +100,8 @@ def file_lock(path: Path) -> Iterator[None]:
 
 def start_detached(command: list[str], log_path: Path, cwd: Path, env: dict[str, str]) -> int:
     """Start `command` in its own session, so it outlives the Kedro command and its Ctrl-C."""
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(log_path, "ab") as log:
+    ensure_private(log_path.parent)
+    with open(os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600), "ab") as log:
         process = subprocess.Popen(
             command,
             cwd=cwd,

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import os
 import sys
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from kedro_prefect_hooks.compat import all_pipelines_visible, read_toml
-from kedro_prefect_hooks.config import PrefectConfig, load_config
+from kedro_prefect_hooks.config import PrefectConfig
+from kedro_prefect_hooks.config_loader import load_config
 
 
 @dataclass(frozen=True)
@@ -36,16 +38,29 @@ def describe_project(project_path: Path | str, env: str | None, config_loader: A
     )
 
 
-def registered_pipeline_names() -> list[str]:
+@dataclass(frozen=True)
+class FoundPipelines:
+    names: list[str]
+    problems: list[str]  # what the registry warned about, e.g. a pipeline module that failed to import
+
+
+def registered_pipelines() -> FoundPipelines:
     """Every pipeline the project registers, even when the command asked for a few.
 
     Since Kedro 1.5, `kedro run --pipelines a` makes the registry load only `a`;
     the filter is lifted for this one read and put back, so the run loads what it asked.
+    Kedro's `find_pipelines` skips a module that fails to import with a warning:
+    those warnings are kept, so that such a pipeline is never taken as removed.
     """
     from kedro.framework.project import pipelines
 
-    with all_pipelines_visible(pipelines):
-        return sorted(pipelines.keys())
+    with all_pipelines_visible(pipelines), warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        names = sorted(pipelines.keys())
+    for warning in caught:  # shown as they would have been
+        warnings.showwarning(warning.message, warning.category, warning.filename, warning.lineno)
+    problems = [str(w.message).splitlines()[0] for w in caught if "kedro" in Path(w.filename).parts]
+    return FoundPipelines(names, problems)
 
 
 def inside_prefect_run() -> bool:

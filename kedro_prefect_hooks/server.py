@@ -117,9 +117,13 @@ def _wait_healthy(api_url: str, alive: Callable[[], bool], log_path: Path, wait:
 
 
 def start_server(
-    prefect_home: Path, port: int | None = None, ui: bool = False, wait: float = 120
+    prefect_home: Path,
+    port: int | None = None,
+    ui: bool = False,
+    wait: float = 120,
+    settings: dict[str, str] | None = None,
 ) -> tuple[subprocess.Popen, str]:
-    """`prefect server start` as a child process; returns the process and its API URL."""
+    """`prefect server start` as a child process, with extra Prefect `settings`; returns it and its API URL."""
     if problems := server_install_problems():
         raise RuntimeError("; ".join(problems))
     port = port or free_port()
@@ -130,7 +134,7 @@ def start_server(
             _server_command(port),
             stdout=log,
             stderr=subprocess.STDOUT,
-            env=_server_env(prefect_home, port, ui),
+            env={**_server_env(prefect_home, port, ui), **(settings or {})},
         )
     api_url = f"http://127.0.0.1:{port}/api"
     try:

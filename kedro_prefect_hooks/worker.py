@@ -1,13 +1,21 @@
-"""One process worker per project and work pool: start it once, find it, stop it."""
+"""One process worker per project and work pool: start it once, find it, stop it.
+
+A worker is reused only while it serves the API the session uses, and it is
+reported started only once Prefect sees it online: one that dies at start (bad
+credentials, a broken install) is a warning with its last log lines.
+"""
 
 from __future__ import annotations
 
 import os
 import sys
+import time
 from pathlib import Path
+from urllib.parse import quote, unquote
 
-from kedro_prefect_hooks.api import ApiSettings
+from kedro_prefect_hooks.api import PrefectApi
 from kedro_prefect_hooks.config import WorkerOptions
+from kedro_prefect_hooks.connection import ApiSettings, PrefectApiError
 from kedro_prefect_hooks.processes import (
     Record,
     file_lock,
@@ -25,8 +33,13 @@ def worker_name(package: str, pool: str) -> str:
     return f"kedro-{package}-{pool}"
 
 
+class WorkerStartError(RuntimeError):
+    """The worker process ended while starting; the message has its last log lines."""
+
+
 def record_path(project_path: Path, pool: str) -> Path:
-    return state_dir(project_path) / f"worker-{pool}.json"
+    """Pool names may hold any character Prefect allows; on disk they are %-encoded."""
+    return state_dir(project_path) / f"worker-{quote(pool, safe='')}.json"
 
 
 def worker_command(package: str, pool: str, options: WorkerOptions) -> list[str]:
@@ -49,34 +62,63 @@ def worker_command(package: str, pool: str, options: WorkerOptions) -> list[str]
 
 
 def worker_env(api: ApiSettings, options: WorkerOptions) -> dict[str, str]:
-    """The worker's environment: this API, and a polling interval short enough to start runs quickly."""
-    env = {
-        **os.environ,
-        "PREFECT_API_URL": api.url,
-        "PREFECT_WORKER_QUERY_SECONDS": str(options.query_seconds),
-    }
-    env.pop("PREFECT__FLOW_RUN_ID", None)
+    """The worker's environment: this API with the session's credentials, and quick polling."""
+    env = dict(os.environ)
+    for inherited in ("PREFECT__FLOW_RUN_ID", "PREFECT_API_AUTH_STRING", "PREFECT_API_KEY"):
+        env.pop(inherited, None)
+    env.update(api.worker_environment())
+    env["PREFECT_WORKER_QUERY_SECONDS"] = str(options.query_seconds)
     return env
 
 
 def ensure_worker(
     project_path: Path, package: str, pool: str, options: WorkerOptions, api: ApiSettings
-) -> Record | None:
-    """Start a detached worker unless this project's one is alive; returns the new record, or None.
+) -> tuple[Record | None, str | None]:
+    """Start a detached worker unless this project's one serves `api`: (new record or None, a note).
 
-    The lock makes concurrent Kedro sessions start one worker between them.
+    The lock makes concurrent Kedro sessions start one worker between them. A
+    worker polling another API (the project switched servers) is stopped first,
+    and the note says so. Raises WorkerStartError if the new worker dies at start.
     """
     path = record_path(project_path, pool)
     with file_lock(path.with_suffix(".lock")):
-        if is_running(read_record(path)):
-            return None
-        log = state_dir(project_path) / f"worker-{pool}.log"
+        running = read_record(path)
+        note = None
+        if is_running(running):
+            if running.url == api.url:
+                return None, None
+            note = f"stopped the worker for {running.url} ({stop(running, timeout=10)})"
+        log = state_dir(project_path) / f"worker-{quote(pool, safe='')}.log"
         pid = start_detached(
             worker_command(package, pool, options), log, project_path, worker_env(api, options)
         )
         record = Record(pid=pid, marker=worker_name(package, pool), log=str(log), url=api.url)
         write_record(path, record)
-        return record
+        online = _wait_online(record, api, pool, worker_name(package, pool), options.start_wait_seconds)
+        if not online:
+            note = "; ".join(filter(None, [note, "not online in Prefect yet, see its log"]))
+        return record, note
+
+
+def _wait_online(record: Record, api: ApiSettings, pool: str, name: str, wait: float) -> bool:
+    """Until Prefect lists the worker ONLINE; raises WorkerStartError if its process ends first."""
+    client = PrefectApi(api, timeout=5)
+    deadline = time.monotonic() + wait
+    while time.monotonic() < deadline:
+        if not is_running(record):
+            log = Path(record.log)
+            tail = log.read_text(errors="replace").strip().splitlines()[-3:] if log.exists() else []
+            raise WorkerStartError(
+                f"the worker for pool '{pool}' exited while starting: {' / '.join(tail) or 'no output'} "
+                f"(log: {record.log})"
+            )
+        try:
+            if any(w.get("name") == name and w.get("status") == "ONLINE" for w in client.pool_workers(pool)):
+                return True
+        except PrefectApiError:
+            pass  # the server is slow; the process check above still tells a dead worker
+        time.sleep(0.5)
+    return False
 
 
 def running_workers(project_path: Path) -> dict[str, Record]:
@@ -85,7 +127,7 @@ def running_workers(project_path: Path) -> dict[str, Record]:
     for path in sorted(state_dir(project_path).glob("worker-*.json")):
         record = read_record(path)
         if is_running(record):
-            found[path.stem.removeprefix("worker-")] = record
+            found[unquote(path.stem.removeprefix("worker-"))] = record
     return found
 
 

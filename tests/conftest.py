@@ -31,17 +31,33 @@ def isolated_prefect_home(tmp_path_factory):
     os.environ["PREFECT_HOME"] = str(home)
     os.environ.pop("PREFECT_API_URL", None)
     os.environ.pop("PREFECT_API_KEY", None)
+    os.environ.pop("PREFECT_API_AUTH_STRING", None)
     os.environ.pop("PREFECT_PROFILE", None)
     return home
+
+
+# A queued run (deployment concurrency limit) is retried after this many seconds
+# instead of Prefect's 30, so tests of one-run-at-a-time do not idle.
+TEST_SERVER_SETTINGS = {"PREFECT_SERVER_DEPLOYMENTS_CONCURRENCY_SLOT_WAIT_SECONDS": "2"}
+AUTH_STRING = "admin:s3cret"
 
 
 @pytest.fixture(scope="session")
 def prefect_server(tmp_path_factory, isolated_prefect_home):
     """`prefect server start` on a free 127.0.0.1 port with SQLite, once per test session."""
-    process, url = start_server(tmp_path_factory.mktemp("server-home"))
+    process, url = start_server(tmp_path_factory.mktemp("server-home"), settings=TEST_SERVER_SETTINGS)
     yield url
     if "prefect.logging.handlers" in sys.modules:  # in-process flow runs: send their last logs
         sys.modules["prefect.logging.handlers"].APILogWorker.drain_all(timeout=5)
+    stop_server(process)
+
+
+@pytest.fixture(scope="session")
+def auth_server(tmp_path_factory, isolated_prefect_home):
+    """A second real server that asks for basic auth (PREFECT_SERVER_API_AUTH_STRING); its URL has none."""
+    settings = {**TEST_SERVER_SETTINGS, "PREFECT_SERVER_API_AUTH_STRING": AUTH_STRING}
+    process, url = start_server(tmp_path_factory.mktemp("auth-server-home"), settings=settings)
+    yield url
     stop_server(process)
 
 

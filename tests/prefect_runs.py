@@ -62,7 +62,19 @@ def task_runs(api_url: str, flow_run_id: str) -> dict[str, dict]:
 
 
 def run_logs(api_url: str, flow_run_id: str) -> list[dict]:
-    return _filter(api_url, "logs", {"logs": {"flow_run_id": {"any_": [flow_run_id]}}, "limit": 200})
+    """Every log line of the run, 200 a page."""
+    found: list[dict] = []
+    while True:
+        body = {
+            "logs": {"flow_run_id": {"any_": [flow_run_id]}},
+            "sort": "TIMESTAMP_ASC",
+            "limit": 200,
+            "offset": len(found),
+        }
+        page = _filter(api_url, "logs", body)
+        found += page
+        if len(page) < 200:
+            return found
 
 
 def run_artifacts(api_url: str, flow_run_id: str) -> list[dict]:

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from kedro_prefect_hooks.api import resolve_api
 from kedro_prefect_hooks.config import FLOW_PARAMETERS, ConfigError, parse_config
+from kedro_prefect_hooks.connection import resolve_api
 from kedro_prefect_hooks.plan import (
     desired_deployments,
     fingerprint,
@@ -134,16 +134,16 @@ def test_stale_matches_by_flow_and_name():
 def test_api_url_precedence_and_auth(tmp_path, monkeypatch):
     monkeypatch.setenv("PREFECT_HOME", str(tmp_path))
     (tmp_path / "profiles.toml").write_text(
-        'active = "p"\n[profiles.p]\nPREFECT_API_URL = "http://profile/api"\nPREFECT_API_KEY = "k"\n'
+        'active = "p"\n[profiles.p]\nPREFECT_API_URL = "https://profile/api"\nPREFECT_API_KEY = "k"\n'
     )
     monkeypatch.delenv("PREFECT_API_URL", raising=False)
     monkeypatch.delenv("PREFECT_API_KEY", raising=False)
     from_profile = resolve_api(None)
-    assert from_profile.url == "http://profile/api" and from_profile.headers == {"Authorization": "Bearer k"}
+    assert from_profile.url == "https://profile/api" and from_profile.headers == {"Authorization": "Bearer k"}
     assert "k" not in repr(from_profile).replace("kedro", "")
-    monkeypatch.setenv("PREFECT_API_URL", "http://env/api/")
-    assert resolve_api(None).url == "http://env/api"
-    assert resolve_api("http://config/api").source == "api_url in prefect.yml"
+    monkeypatch.setenv("PREFECT_API_URL", "https://env/api/")
+    assert resolve_api(None).url == "https://env/api"
+    assert resolve_api("https://config/api").source == "api_url in prefect.yml"
     (tmp_path / "profiles.toml").unlink()
     monkeypatch.delenv("PREFECT_API_URL")
     assert resolve_api(None) is None

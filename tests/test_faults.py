@@ -6,15 +6,17 @@ import json
 import socket
 import subprocess
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
 import pytest
 
-from kedro_prefect_hooks.api import PrefectApiError
+from kedro_prefect_hooks.connection import PrefectApiError
 from kedro_prefect_hooks.server import free_port
 
 from conftest import kedro, open_session, project_deployments
+from fake_servers import empty_object, login_page, refusing_proxy, serve, trickling
 from kedro_projects import BIN
 
 
@@ -64,7 +66,7 @@ def test_slow_api_times_out_with_the_configured_timeout(make_project, hook_log, 
     monkeypatch.setenv("PREFECT_API_URL", silent_api)
     open_session(make_project("pipelines: all\ntimeout: 0.5\n"))
     [warning] = hook_log.messages()
-    assert silent_api in warning and "no answer within 0.5 s" in warning
+    assert silent_api in warning and "no complete answer within 0.5 s" in warning
 
 
 def test_api_errors_are_one_warning(make_project, hook_log, failing_api, monkeypatch):
@@ -143,3 +145,68 @@ def test_credentials_in_the_url_are_not_logged(make_project, hook_log, monkeypat
     open_session(make_project("pipelines: all\n"))
     [warning] = hook_log.messages()
     assert "hunter2" not in warning and "127.0.0.1" in warning
+
+
+@pytest.mark.parametrize(
+    ("respond", "expected"),
+    [(login_page, "text/html that is not JSON"), (empty_object, "not the int the Prefect API sends")],
+)
+def test_an_answer_that_is_not_the_apis_json_is_one_warning(make_project, monkeypatch, respond, expected):
+    """Seen: `kedro run` exited 1 before any node ran (TypeError, KeyError 'id')."""
+    with serve(respond) as url:
+        result = kedro(
+            make_project("pipelines: all\n"), "run", env={"PREFECT_API_URL": url, "COLUMNS": "1000"}
+        )
+    assert result.returncode == 0, result.stderr
+    assert expected in result.stdout and "nothing registered" in result.stdout
+
+
+@pytest.mark.parametrize("part", ["headers", "body"])
+def test_a_server_that_trickles_its_answer_costs_at_most_the_timeout(
+    make_project, hook_log, monkeypatch, part
+):
+    """Seen: `kedro run` hung past 120 s with `timeout: 2` against a byte-a-second server."""
+    with trickling(part) as url:
+        monkeypatch.setenv("PREFECT_API_URL", url)
+        project = make_project("pipelines: all\ntimeout: 1\n")
+        started = time.monotonic()
+        open_session(project)
+        elapsed = time.monotonic() - started
+    [warning] = hook_log.messages()
+    assert "no complete answer within 1 s" in warning
+    assert elapsed < 15, f"the session stalled {elapsed:.0f} s"  # a hang, not a speed figure
+
+
+def test_a_refused_deployment_names_what_was_and_was_not_written_and_is_not_resent(
+    api_url, make_project, hook_log, monkeypatch
+):
+    """Seen: "nothing registered" after 5 of 8 were written, and every session rewrote and failed again."""
+
+    def refuse(method, path, body):
+        if method == "POST" and path == "/deployments/" and b'"name": "data_science"' in body:
+            return "Value error, simulated refusal"
+        return None
+
+    project = make_project("pipelines: all\n", name="Half Proj")
+    with refusing_proxy(api_url, refuse) as (proxy, seen):
+        monkeypatch.setenv("PREFECT_API_URL", proxy)
+        open_session(project)
+        [first] = hook_log.messages()
+        assert "registered Half Proj/__default__, Half Proj/data_processing" in first
+        assert "refused Half Proj/data_science (422: Value error, simulated refusal)" in first
+        assert [d["name"] for d in project_deployments(api_url, project)] == [
+            "__default__",
+            "data_processing",
+        ]
+
+        seen.clear()
+        open_session(project)
+        assert not [request for request in seen if request[0] == "POST" and request[1] == "/deployments/"]
+        assert "refused this same configuration before" in hook_log.messages()[-1]
+
+        retried = kedro(project, "prefect", "register", env={"PREFECT_API_URL": proxy})
+        assert retried.returncode == 1 and "simulated refusal" in retried.stderr
+
+    monkeypatch.setenv("PREFECT_API_URL", api_url)
+    open_session(project)  # the real server takes it
+    assert len(project_deployments(api_url, project)) == 3

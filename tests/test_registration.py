@@ -249,7 +249,7 @@ def test_no_prefect_yml_warns_and_goes_on(api_url, make_project, hook_log):
     project = make_project(prefect_yml=None)
     open_session(project)
     warnings = hook_log.messages()
-    assert len(warnings) == 1 and "create conf/base/prefect.yml" in warnings[0]
+    assert len(warnings) == 1 and "`kedro prefect init` to write conf/base/prefect.yml" in warnings[0]
     assert project_deployments(api_url, project) == []
 
 
@@ -271,6 +271,23 @@ def test_disabled_registers_nothing(api_url, make_project, hook_log):
         ("defaults:\n  schedule: {cron: '0 * * * *', timezone: Mars/Olympus}\n", ["timezone", "IANA"]),
         ("defaults:\n  parameters: {pipeline: x}\n", ["defaults.parameters", "unknown flow parameter"]),
         ("names: {deployment: '{project}'}\n", ["names", "both become deployment"]),
+        # Refused by the server after some deployments were written, before these checks:
+        (
+            "deployments: {data_science: {parameters: {params: 5}}}\n",
+            ["parameters", "`params` must be a mapping"],
+        ),
+        ("defaults: {parameters: {tags: fast}}\n", ["parameters", "`tags` must be a list"]),
+        ("defaults: {concurrency_limit: 9223372036854775808}\n", ["concurrency_limit", "less than or equal"]),
+        ("defaults:\n  schedule: {interval: 1e15}\n", ["defaults.schedule.interval", "less than or equal"]),
+        (
+            "work_pool: {name: kedro, job_variables: {env: [A=1]}}\n",
+            ["work_pool.job_variables", "`env` must map"],
+        ),
+        ("work_pool: {job_variables: {env: {N_JOBS: 4}}}\n", ["quote numbers"]),
+        ("work_pool: {name: team/pool}\n", ["work_pool.name", "contains /"]),
+        ("defaults: {work_queue: 'a&b'}\n", ["defaults.work_queue", "contains &"]),
+        ("names: {deployment: '{pipeline:d}'}\n", ["names.deployment", "bad template"]),
+        ("defaults:\n  schedule: {cron: 'H * * * *'}\n", ["defaults.schedule.cron", "invalid cron"]),
     ],
 )
 def test_invalid_config_fails_and_registers_nothing(api_url, make_project, prefect_yml, expected):
@@ -284,12 +301,44 @@ def test_invalid_config_fails_and_registers_nothing(api_url, make_project, prefe
     assert project_deployments(api_url, project) == []
 
 
-def test_invalid_config_fails_the_kedro_command(api_url, make_project):
+def test_invalid_config_fails_the_kedro_command_in_a_few_lines(api_url, make_project):
+    """Seen: a 60-190 line traceback with the good message on its last line."""
     project = make_project("pipelines: [nope]\n")
-    result = kedro(project, "run")
+    result = kedro(project, "run", env={"COLUMNS": "200"})
     assert result.returncode != 0
-    assert "conf/base/prefect.yml" in result.stderr + result.stdout
+    output = result.stderr + result.stdout
+    assert "conf/base/prefect.yml: key `pipelines`" in output and "available:" in output
+    assert "Traceback" not in output and "KEDRO_PREFECT_HOOKS_TRACEBACK=1" in output
+    assert len(result.stderr.strip().splitlines()) <= 4, result.stderr
     assert project_deployments(api_url, project) == []
+
+    verbose = kedro(project, "run", env={"COLUMNS": "200", "KEDRO_PREFECT_HOOKS_TRACEBACK": "1"})
+    assert "Traceback" in verbose.stderr and "after_context_created" in verbose.stderr
+
+
+@pytest.mark.parametrize("cron", ["@daily", "0 6 * * 1-5", "0 6 * * * 30"])
+def test_a_cron_prefect_accepts_is_accepted(api_url, make_project, cron):
+    project = make_project(f"pipelines: [data_science]\ndefaults:\n  schedule: {{cron: '{cron}'}}\n")
+    open_session(project)
+    [deployment] = project_deployments(api_url, project)
+    assert deployment["schedules"][0]["schedule"]["cron"] == cron
+
+
+def test_a_missing_env_folder_is_named_not_reported_as_no_prefect_yml(api_url, make_project, hook_log):
+    project = make_project("pipelines: all\n")
+    open_session(project, env="nosuchenv")
+    [warning] = hook_log.messages()
+    assert "conf/nosuchenv" in warning and "no prefect.yml" not in warning
+    assert project_deployments(api_url, project) == []
+
+
+@pytest.mark.parametrize("pool", ["my pool", "café"])
+def test_pool_names_with_spaces_and_accents_register(api_url, make_project, pool):
+    """Seen: http.client.InvalidURL for `my pool`, UnicodeEncodeError for `café`."""
+    project = make_project(f"pipelines: [data_science]\nwork_pool: {{name: '{pool}'}}\n")
+    open_session(project)
+    [deployment] = project_deployments(api_url, project)
+    assert deployment["work_pool_name"] == pool
 
 
 def test_a_deployment_deleted_on_the_server_comes_back(api_url, make_project):
@@ -303,3 +352,28 @@ def test_a_deployment_deleted_on_the_server_comes_back(api_url, make_project):
         "data_processing",
         "data_science",
     ]
+
+
+def test_a_pipeline_whose_module_fails_to_import_is_never_pruned(api_url, make_project):
+    """Seen: `prune: true` deleted a deployment because Kedro's find_pipelines skipped its broken module."""
+    project = make_project("pipelines: all\nprune: true\n")
+    open_session(project)
+    assert len(project_deployments(api_url, project)) == 3
+    package = next(p for p in (project / "src").iterdir() if p.name.startswith("proj_"))
+    registry = package / "pipeline_registry.py"  # as Kedro 1.0's template: a broken module is skipped
+    registry.write_text(registry.read_text().replace("find_pipelines(raise_errors=True)", "find_pipelines()"))
+    (package / "pipelines" / "data_science" / "pipeline.py").write_text("import no_such_module\n")
+    result = kedro(project, "run", "--pipeline", "data_processing", env={"COLUMNS": "1000"})
+    assert result.returncode == 0, result.stderr
+    assert [d["name"] for d in project_deployments(api_url, project)] == [
+        "__default__",
+        "data_processing",
+        "data_science",
+    ]
+    assert "registering only what loaded, nothing pruned; the pipeline registry reported" in result.stdout
+
+    conf = project / "conf" / "base" / "prefect.yml"  # named explicitly: a warning, not a failed command
+    conf.write_text("pipelines: [data_processing, data_science]\nprune: true\n")
+    result = kedro(project, "run", "--pipeline", "data_processing", env={"COLUMNS": "1000"})
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert len(project_deployments(api_url, project)) == 3

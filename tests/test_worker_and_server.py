@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import stat
 import subprocess
 import time
 import uuid
@@ -12,10 +13,11 @@ import httpx
 import pytest
 
 from kedro_prefect_hooks.processes import Record, read_record, write_record
+from kedro_prefect_hooks.registration import CRASH_AUTOMATION
 from kedro_prefect_hooks.server import free_port, local_server_url, stop_local_server
 from kedro_prefect_hooks.worker import record_path, running_workers, stop_worker, worker_name
 
-from conftest import kedro, open_session, project_deployments
+from conftest import AUTH_STRING, kedro, open_session, project_deployments
 from prefect_runs import trigger, wait_for_run
 
 
@@ -132,8 +134,12 @@ def test_local_server_start_status_use_and_stop(worker_project, monkeypatch, hoo
     assert "running, healthy" in kedro(project, "prefect", "server", "status").stdout
 
     open_session(project)  # no API configured: the hook uses the local server, and starts the worker
-    assert [d["name"] for d in project_deployments(local_server_url(project), project)]
+    local = local_server_url(project)
+    assert [d["name"] for d in project_deployments(local, project)]
     assert pool in running_workers(project)
+    # mark_crashed_runs: auto creates the crash automation on the project's own server only
+    automations = httpx.post(f"{local}/automations/filter", json={}, timeout=10).json()
+    assert [a["name"] for a in automations] == [CRASH_AUTOMATION]
 
     stopped = kedro(project, "prefect", "server", "stop")
     lines = stopped.stdout.splitlines()
@@ -164,3 +170,76 @@ def test_foreground_worker_start_status_and_sigterm(api_url, worker_project):
         foreground.wait(timeout=30)
     assert processes_with(f"--name {worker_name(package, pool)}") == []
     assert not record_path(project, pool).exists()
+
+
+def with_credentials(api_url: str) -> str:
+    return api_url.replace("http://", f"http://{AUTH_STRING}@")
+
+
+def broken_prefect(root: Path) -> str:
+    """A PYTHONPATH on which `import prefect` fails, as with a broken or incompatible install."""
+    (root / "broken" / "prefect").mkdir(parents=True)
+    (root / "broken" / "prefect" / "__init__.py").write_text(
+        "raise ImportError('simulated broken prefect')\n"
+    )
+    return str(root / "broken")
+
+
+def test_the_worker_authenticates_as_the_session_did(auth_server, make_project, monkeypatch):
+    """Seen: credentials in api_url did not reach the worker; it died with 401, runs stayed SCHEDULED."""
+    pool = f"pool-{uuid.uuid4().hex[:6]}"
+    authed = with_credentials(auth_server)
+    project = make_project(
+        f"pipelines: [data_processing]\napi_url: {authed}\nwork_pool: {{name: {pool}}}\n"
+        "worker: {start: true, query_seconds: 1}\n"
+    )
+    monkeypatch.setenv("PREFECT_API_KEY", "pnu_not_for_this_server")  # the auth string wins, as in Prefect
+    try:
+        open_session(project)
+        [deployment] = project_deployments(authed, project)
+        assert [w["name"] for w in online_workers(authed, pool)]
+        run = wait_for_run(authed, trigger(authed, deployment["id"]), timeout=120)
+        assert run["state"]["type"] == "COMPLETED", run["state"]["message"]
+    finally:
+        stop_worker(project, pool, timeout=5)
+
+
+def test_a_worker_that_dies_at_start_is_reported_not_announced(api_url, make_project, tmp_path):
+    pool = f"pool-{uuid.uuid4().hex[:6]}"
+    project = make_project(f"pipelines: all\nwork_pool: {{name: {pool}}}\n")
+    open_session(project)  # registered: the next session takes the fast path, without prefect
+    with open(project / "conf" / "base" / "prefect.yml", "a") as conf:
+        conf.write("worker: {start: true}\n")
+    env = {"PYTHONPATH": broken_prefect(tmp_path), "COLUMNS": "1000"}
+    result = kedro(project, "run", env=env)
+    assert result.returncode == 0, result.stderr
+    assert f"the worker for pool '{pool}' exited while starting" in result.stdout
+    assert "simulated broken prefect" in result.stdout and "started a process worker" not in result.stdout
+
+    foreground = kedro(project, "prefect", "worker", "start", env=env)
+    assert foreground.returncode == 1 and "exited with code 1" in foreground.stderr
+
+
+def test_a_worker_for_another_api_is_replaced(api_url, auth_server, worker_project):
+    """Seen: a worker kept polling the old server after the project switched; runs stayed SCHEDULED."""
+    project, pool = worker_project
+    open_session(project)
+    first = read_record(record_path(project, pool))
+    assert first.url == api_url
+    with open(project / "conf" / "base" / "prefect.yml", "a") as conf:
+        conf.write(f"api_url: {with_credentials(auth_server)}\n")
+    result = kedro(project, "run", env={"COLUMNS": "1000"})
+    assert f"stopped the worker for {api_url}" in result.stdout, result.stdout
+    second = read_record(record_path(project, pool))
+    assert second.url == auth_server and second.pid != first.pid
+    assert [w["name"] for w in online_workers(with_credentials(auth_server), pool)]
+
+
+def test_the_state_folder_is_private_and_names_on_disk_are_encoded(api_url, worker_project):
+    project, pool = worker_project
+    open_session(project)
+    folder = project / ".kedro-prefect"
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o700
+    assert stat.S_IMODE(record_path(project, pool).stat().st_mode) == 0o600
+    escaped = record_path(project, "../../outside")
+    assert escaped.parent == folder and escaped.name == "worker-..%2F..%2Foutside.json"

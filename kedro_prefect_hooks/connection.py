@@ -1,0 +1,141 @@
+"""Which Prefect API to talk to and how to authenticate, decided as Prefect's own client does.
+
+Read without importing prefect: `api_url` from prefect.yml, else PREFECT_API_URL,
+else the active profile. Everything that cannot work is refused here, before a
+request, with a message that names where the value came from.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import unquote, urlsplit, urlunsplit
+
+from kedro_prefect_hooks.compat import TOMLDecodeError, read_toml
+
+LOCAL_SERVER = "the local server of `kedro prefect server start`"
+
+
+class PrefectApiError(RuntimeError):
+    """The Prefect API could not be reached, refused a request, or cannot be used as configured."""
+
+
+class PrefectUnavailable(PrefectApiError):
+    """prefect cannot be imported here (a broken or incompatible install): handled like an API error."""
+
+
+@dataclass(frozen=True)
+class ApiSettings:
+    """Where the API is and how to authenticate.
+
+    `url` never holds credentials, so it is safe in messages; the secrets are kept
+    out of the repr. A worker the plugin starts gets the same three values.
+    """
+
+    url: str
+    source: str  # where the URL came from, for messages; LOCAL_SERVER for this project's own server
+    auth_string: str | None = field(default=None, repr=False)
+    api_key: str | None = field(default=None, repr=False)
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """Prefect's rule: basic auth from the auth string if there is one, else the API key."""
+        if self.auth_string:
+            import base64
+
+            return {"Authorization": "Basic " + base64.b64encode(self.auth_string.encode()).decode()}
+        if self.api_key:
+            return {"Authorization": f"Bearer {self.api_key}"}
+        return {}
+
+    def worker_environment(self) -> dict[str, str]:
+        """The settings a `prefect worker` (and its flow runs) needs to reach this API as we do."""
+        env = {"PREFECT_API_URL": self.url}
+        if self.auth_string:
+            env["PREFECT_API_AUTH_STRING"] = self.auth_string
+        if self.api_key:
+            env["PREFECT_API_KEY"] = self.api_key
+        return env
+
+
+def url_problem(url: str) -> str | None:
+    """Why `url` cannot be an API URL, or None: checked before any request is built."""
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018  (raises ValueError for a bad port)
+    except ValueError as exc:
+        return f"it cannot be parsed ({exc})"
+    if parts.scheme not in ("http", "https"):
+        return "it is not an http(s) URL"
+    if not parts.hostname:
+        return "it names no host"
+    if any(character.isspace() for character in url):
+        return "it contains spaces"
+    return None
+
+
+def resolve_api(configured_url: str | None) -> ApiSettings | None:
+    """The API to use, or None when nothing names one; PrefectApiError when it cannot be used."""
+    profile_name, profile = _active_profile()
+
+    def setting(name: str) -> str | None:
+        return (os.environ.get(name) or profile.get(name) or "").strip() or None
+
+    if configured_url:
+        url, source = configured_url, "api_url in prefect.yml"
+    elif os.environ.get("PREFECT_API_URL", "").strip():
+        url, source = os.environ["PREFECT_API_URL"], "PREFECT_API_URL"
+    elif profile.get("PREFECT_API_URL", "").strip():
+        url, source = profile["PREFECT_API_URL"], f"Prefect profile '{profile_name}'"
+    else:
+        return None
+    url = url.strip().rstrip("/")
+    if problem := url_problem(url):
+        raise PrefectApiError(f"{source} = {url!r} cannot be used: {problem}; e.g. http://127.0.0.1:4200/api")
+    parts = urlsplit(url)
+    user_info, _, host = parts.netloc.rpartition("@")
+    settings = ApiSettings(
+        url=urlunsplit(parts._replace(netloc=host)),
+        source=source,
+        auth_string=unquote(user_info) or setting("PREFECT_API_AUTH_STRING"),
+        api_key=setting("PREFECT_API_KEY"),
+    )
+    _check_credentials(settings, parts.scheme, parts.hostname or "")
+    return settings
+
+
+def _check_credentials(settings: ApiSettings, scheme: str, host: str) -> None:
+    if settings.api_key and not settings.api_key.isascii():
+        raise PrefectApiError(
+            f"PREFECT_API_KEY for {settings.url} has non-ASCII characters, which an HTTP header "
+            "cannot carry; copy the key again"
+        )
+    if settings.api_key and not settings.auth_string and scheme == "http" and not _loopback(host):
+        raise PrefectApiError(
+            f"refusing to send PREFECT_API_KEY over plain http to {host} ({settings.source}): "
+            "anyone on the network could read it; use an https:// URL"
+        )
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _active_profile() -> tuple[str, dict[str, str]]:
+    """The active Prefect profile's settings, read from profiles.toml without importing prefect."""
+    home = Path(os.environ.get("PREFECT_HOME") or Path.home() / ".prefect").expanduser()
+    path = Path(os.environ.get("PREFECT_PROFILES_PATH") or home / "profiles.toml").expanduser()
+    try:
+        data = read_toml(path)
+    except (OSError, TOMLDecodeError):
+        return "", {}
+    name = os.environ.get("PREFECT_PROFILE") or data.get("active") or ""
+    profile = data.get("profiles", {}).get(name, {})
+    return name, {k: str(v) for k, v in profile.items() if isinstance(v, (str, int, float))}
