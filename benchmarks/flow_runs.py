@@ -209,7 +209,7 @@ def main() -> None:
         measure(Path(args.child[0]), args.child[1], args.repeat, Path(args.child[2]))
         return
 
-    from kedro_prefect_hooks.server import start_server, stop_server
+    from kedro_prefect_hooks.local.server import start_server, stop_server
 
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)

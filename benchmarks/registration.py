@@ -24,7 +24,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 
-from kedro_prefect_hooks.server import free_port, start_server, stop_server  # noqa: E402
+from kedro_prefect_hooks.local.server import free_port, start_server, stop_server  # noqa: E402
 
 from kedro_projects import BIN, copy_project, new_project  # noqa: E402
 
@@ -32,10 +32,10 @@ REGISTER_50 = """
 import sys, time
 from pathlib import Path
 t0 = time.perf_counter()
-from kedro_prefect_hooks.connection import resolve_api
+from kedro_prefect_hooks.registration.connection import resolve_api
 from kedro_prefect_hooks.config import parse_config
 from kedro_prefect_hooks.project import KedroProject
-from kedro_prefect_hooks.registration import register
+from kedro_prefect_hooks.registration.apply import register
 names = [f"pipeline_{i:02d}" for i in range(50)]
 project = KedroProject(name="Bench Fifty", package="bench_fifty", path=Path.cwd(), env=None, run_env="local")
 t1 = time.perf_counter()

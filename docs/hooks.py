@@ -1,7 +1,7 @@
 """MkDocs hook: writes docs/reference.md from the pydantic models, so the reference never drifts.
 
 Types and defaults come from the models; descriptions from the docstrings under each
-field in kedro_prefect_hooks/config.py.
+field in the modules of kedro_prefect_hooks/config/.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from pathlib import Path
 from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
 
-from kedro_prefect_hooks import config as config_module
+from kedro_prefect_hooks import config as config_package
 from kedro_prefect_hooks.config import PrefectConfig
 
 OUT = Path(__file__).parent / "reference.md"
@@ -25,9 +25,9 @@ OUT = Path(__file__).parent / "reference.md"
 
 def field_docstrings() -> dict[tuple[str, str], str]:
     """(class name, field name) -> the string literal that follows the field."""
-    tree = ast.parse(inspect.getsource(config_module))
+    folder = Path(inspect.getfile(config_package)).parent
     found = {}
-    for node in ast.walk(tree):
+    for node in (n for path in sorted(folder.glob("*.py")) for n in ast.walk(ast.parse(path.read_text()))):
         if isinstance(node, ast.ClassDef):
             body = node.body
             for item, after in itertools.pairwise(body):

@@ -55,10 +55,10 @@ def _config_and_api(metadata, env: str | None, required: bool = True):
     Worker commands pass `required=False`: without prefect.yml they serve the default pool.
     """
     from kedro_prefect_hooks.config import ConfigError, PrefectConfig
-    from kedro_prefect_hooks.config_loader import load_config
-    from kedro_prefect_hooks.connection import PrefectApiError
+    from kedro_prefect_hooks.config.loader import load_config
     from kedro_prefect_hooks.hooks import find_api
     from kedro_prefect_hooks.project import project_config_loader
+    from kedro_prefect_hooks.registration.connection import PrefectApiError
 
     project_path, _ = _project(metadata)
     try:
@@ -84,8 +84,8 @@ def worker_start(metadata, env: str | None) -> None:
     Example:
       kedro prefect worker start --env local
     """
-    from kedro_prefect_hooks.processes import Record, file_lock, is_running, read_record, write_record
-    from kedro_prefect_hooks.worker import record_path, worker_command, worker_env, worker_name
+    from kedro_prefect_hooks.local.processes import Record, file_lock, is_running, read_record, write_record
+    from kedro_prefect_hooks.local.worker import record_path, worker_command, worker_env, worker_name
 
     project_path, package = _project(metadata)
     config, api, _ = _config_and_api(metadata, env, required=False)
@@ -135,9 +135,9 @@ def worker_status(metadata, env: str | None) -> None:
     Example:
       kedro prefect worker status
     """
-    from kedro_prefect_hooks.api import PrefectApi
-    from kedro_prefect_hooks.connection import PrefectApiError
-    from kedro_prefect_hooks.worker import running_workers
+    from kedro_prefect_hooks.local.worker import running_workers
+    from kedro_prefect_hooks.registration.api import PrefectApi
+    from kedro_prefect_hooks.registration.connection import PrefectApiError
 
     project_path, _ = _project(metadata)
     config, api, _ = _config_and_api(metadata, env, required=False)
@@ -171,8 +171,8 @@ def worker_stop(metadata, env: str | None, timeout: float) -> None:
       kedro prefect worker stop --timeout 30
     """
     from kedro_prefect_hooks.config import ConfigError
+    from kedro_prefect_hooks.local.worker import stop_worker
     from kedro_prefect_hooks.project import load_project_config
-    from kedro_prefect_hooks.worker import stop_worker
 
     project_path, _ = _project(metadata)
     try:
@@ -192,7 +192,7 @@ def server_start(metadata, port: int | None) -> None:
     Example:
       kedro prefect server start --port 4300
     """
-    from kedro_prefect_hooks.server import start_local_server
+    from kedro_prefect_hooks.local.server import start_local_server
 
     project_path, _ = _project(metadata)
     click.echo("Starting a local Prefect server...")
@@ -216,7 +216,7 @@ def server_status(metadata) -> None:
     Example:
       kedro prefect server status
     """
-    from kedro_prefect_hooks.server import is_healthy, local_server
+    from kedro_prefect_hooks.local.server import is_healthy, local_server
 
     project_path, _ = _project(metadata)
     record = local_server(project_path)
@@ -239,8 +239,8 @@ def server_stop(metadata) -> None:
     Example:
       kedro prefect server stop
     """
-    from kedro_prefect_hooks.server import stop_local_server
-    from kedro_prefect_hooks.worker import running_workers, stop_worker
+    from kedro_prefect_hooks.local.server import stop_local_server
+    from kedro_prefect_hooks.local.worker import running_workers, stop_worker
 
     project_path, _ = _project(metadata)
     for pool in running_workers(project_path):
@@ -317,9 +317,9 @@ def register(metadata, env: str | None, pipelines: tuple[str, ...], dry_run: boo
       kedro prefect register --env prod --pipeline data_science --dry-run
     """
     from kedro_prefect_hooks.config import ConfigError
-    from kedro_prefect_hooks.connection import PrefectApiError
-    from kedro_prefect_hooks.registration import preview
-    from kedro_prefect_hooks.registration import register as apply
+    from kedro_prefect_hooks.registration.apply import preview
+    from kedro_prefect_hooks.registration.apply import register as apply
+    from kedro_prefect_hooks.registration.connection import PrefectApiError
 
     config, api, loader = _config_and_api(metadata, env)
     selected = _selected(config, pipelines)
@@ -352,9 +352,9 @@ def list_deployments(metadata, env: str | None) -> None:
     Example:
       kedro prefect list --env local
     """
-    from kedro_prefect_hooks.api import PrefectApi
-    from kedro_prefect_hooks.connection import PrefectApiError
-    from kedro_prefect_hooks.plan import SET_TAG_PREFIX, desired_deployments, fingerprint
+    from kedro_prefect_hooks.registration.api import PrefectApi
+    from kedro_prefect_hooks.registration.connection import PrefectApiError
+    from kedro_prefect_hooks.registration.plan import SET_TAG_PREFIX, desired_deployments, fingerprint
 
     config, api, loader = _config_and_api(metadata, env)
     desired = desired_deployments(config, _kedro_project(metadata, loader, env), _selected(config, ()))
@@ -431,9 +431,9 @@ def run(metadata, pipeline: str, env: str | None, params: str, wait: bool, timeo
     """
     import time
 
-    from kedro_prefect_hooks.api import PrefectApi
-    from kedro_prefect_hooks.connection import PrefectApiError
-    from kedro_prefect_hooks.plan import desired_deployments
+    from kedro_prefect_hooks.registration.api import PrefectApi
+    from kedro_prefect_hooks.registration.connection import PrefectApiError
+    from kedro_prefect_hooks.registration.plan import desired_deployments
 
     config, api, loader = _config_and_api(metadata, env)
     selected = _selected(config, (pipeline,))

@@ -141,7 +141,7 @@ def import_prefect() -> None:
     Any import failure becomes PrefectUnavailable, which the hook reports like an
     API error instead of failing the Kedro command.
     """
-    from kedro_prefect_hooks.connection import PrefectUnavailable
+    from kedro_prefect_hooks.registration.connection import PrefectUnavailable
 
     if "kedro_prefect_hooks.flow" in sys.modules and "prefect.workers.process" in sys.modules:
         return

@@ -15,8 +15,8 @@ from prefect.artifacts import create_markdown_artifact
 
 from kedro_prefect_hooks.compat import run_session
 from kedro_prefect_hooks.project import load_project_config
-from kedro_prefect_hooks.report import RunReport, artifact_key
-from kedro_prefect_hooks.run_logging import kedro_logs_to_prefect
+from kedro_prefect_hooks.run.logs import kedro_logs_to_prefect
+from kedro_prefect_hooks.run.report import RunReport, artifact_key
 
 
 @flow(name="kedro-pipeline")
@@ -38,7 +38,7 @@ def kedro_pipeline(
     from kedro.framework.session import KedroSession
     from kedro.framework.startup import bootstrap_project
 
-    from kedro_prefect_hooks.runner import PrefectRunner
+    from kedro_prefect_hooks.run.runner import PrefectRunner
 
     project_path = Path.cwd()
     metadata = bootstrap_project(project_path)

@@ -9,12 +9,17 @@ from typing import Any
 from kedro.framework.hooks import hook_impl
 
 from kedro_prefect_hooks.config import PrefectConfig
-from kedro_prefect_hooks.config_loader import INIT_HINT, load_config, missing_env_folder
-from kedro_prefect_hooks.connection import LOCAL_SERVER, ApiSettings, PrefectApiError, resolve_api
+from kedro_prefect_hooks.config.loader import INIT_HINT, load_config, missing_env_folder
+from kedro_prefect_hooks.local.server import local_server_url
+from kedro_prefect_hooks.local.worker import WorkerStartError, ensure_worker
 from kedro_prefect_hooks.project import describe_project, inside_prefect_run, registered_pipelines
-from kedro_prefect_hooks.registration import PartialRegistration, register
-from kedro_prefect_hooks.server import local_server_url
-from kedro_prefect_hooks.worker import WorkerStartError, ensure_worker
+from kedro_prefect_hooks.registration.apply import PartialRegistration, register
+from kedro_prefect_hooks.registration.connection import (
+    LOCAL_SERVER,
+    ApiSettings,
+    PrefectApiError,
+    resolve_api,
+)
 
 logger = logging.getLogger(__name__)
 if logging.getLogger("kedro_prefect_hooks").level == logging.NOTSET:

@@ -11,7 +11,7 @@ from typing import Any
 
 from kedro_prefect_hooks.compat import all_pipelines_visible, read_toml
 from kedro_prefect_hooks.config import PrefectConfig
-from kedro_prefect_hooks.config_loader import load_config
+from kedro_prefect_hooks.config.loader import load_config
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ except ModuleNotFoundError:  # Python 3.10
 import httpx
 import pytest
 
-from kedro_prefect_hooks.server import start_server, stop_server
+from kedro_prefect_hooks.local.server import start_server, stop_server
 
 from kedro_projects import BIN, copy_project, new_project
 

@@ -89,7 +89,7 @@ def test_unknown_pipeline_is_a_clear_error(api_url, make_project, args, message)
 
 
 def test_missing_config_and_unreachable_api_are_clear_errors(make_project, monkeypatch):
-    from kedro_prefect_hooks.server import free_port
+    from kedro_prefect_hooks.local.server import free_port
 
     missing = invoke(make_project(None), "list")
     assert missing.exit_code == 1 and "kedro prefect init" in missing.output

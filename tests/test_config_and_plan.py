@@ -8,14 +8,14 @@ from pathlib import Path
 import pytest
 
 from kedro_prefect_hooks.config import FLOW_PARAMETERS, ConfigError, parse_config
-from kedro_prefect_hooks.connection import resolve_api
-from kedro_prefect_hooks.plan import (
+from kedro_prefect_hooks.project import KedroProject
+from kedro_prefect_hooks.registration.connection import resolve_api
+from kedro_prefect_hooks.registration.plan import (
     desired_deployments,
     fingerprint,
     sanitise,
     stale,
 )
-from kedro_prefect_hooks.project import KedroProject
 
 PROJECT = KedroProject(
     name="Spaceflights", package="spaceflights", path=Path("/srv/sf"), env=None, run_env="local"

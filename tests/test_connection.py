@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from kedro_prefect_hooks.config import ConfigError, parse_config
-from kedro_prefect_hooks.connection import PrefectApiError, resolve_api
+from kedro_prefect_hooks.registration.connection import PrefectApiError, resolve_api
 
 
 @pytest.fixture(autouse=True)

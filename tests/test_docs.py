@@ -22,14 +22,19 @@ def load_docs_hooks():
 def test_every_config_key_has_a_description_in_the_reference(tmp_path, monkeypatch):
     hooks = load_docs_hooks()
     docs = hooks.field_docstrings()
-    models = [
+    modules = [
+        importlib.import_module(f"{config.__name__}.{p.stem}")
+        for p in Path(config.__file__).parent.glob("*.py")
+    ]
+    models = {
         m
-        for m in vars(config).values()
+        for module in modules
+        for m in vars(module).values()
         if isinstance(m, type)
         and issubclass(m, BaseModel)
-        and m.__module__ == config.__name__
+        and m.__module__.startswith(config.__name__)
         and m.__name__ != "_Model"
-    ]
+    }
     missing = [f"{m.__name__}.{f}" for m in models for f in m.model_fields if (m.__name__, f) not in docs]
     assert missing == []
     monkeypatch.setattr(hooks, "OUT", tmp_path / "reference.md")

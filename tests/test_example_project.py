@@ -8,7 +8,7 @@ from pathlib import Path
 
 import kedro
 
-from kedro_prefect_hooks.worker import running_workers, stop_worker
+from kedro_prefect_hooks.local.worker import running_workers, stop_worker
 
 from conftest import open_session, project_deployments
 from prefect_runs import task_runs, trigger, wait_for_run

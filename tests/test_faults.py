@@ -12,8 +12,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import httpx
 import pytest
 
-from kedro_prefect_hooks.connection import PrefectApiError
-from kedro_prefect_hooks.server import free_port
+from kedro_prefect_hooks.local.server import free_port
+from kedro_prefect_hooks.registration.connection import PrefectApiError
 
 from conftest import kedro, open_session, project_deployments
 from fake_servers import empty_object, login_page, refusing_proxy, serve, trickling

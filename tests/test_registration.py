@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from kedro_prefect_hooks.config import ConfigError
-from kedro_prefect_hooks.plan import FLOW_ENTRYPOINT
+from kedro_prefect_hooks.registration.plan import FLOW_ENTRYPOINT
 
 from conftest import kedro, open_session, project_deployments
 

@@ -6,8 +6,8 @@ import pytest
 from kedro.pipeline import Pipeline, node, pipeline
 
 from kedro_prefect_hooks.config import parse_config
-from kedro_prefect_hooks.report import RunReport, artifact_key, describe_dataset
-from kedro_prefect_hooks.runner import work_units
+from kedro_prefect_hooks.run.report import RunReport, artifact_key, describe_dataset
+from kedro_prefect_hooks.run.runner import work_units
 
 
 def inc(x):
@@ -132,7 +132,7 @@ def test_datasets_are_released_once_no_later_node_loads_them():
     from collections import Counter
     from itertools import chain
 
-    from kedro_prefect_hooks.runner import _release_datasets
+    from kedro_prefect_hooks.run.runner import _release_datasets
 
     whole = Pipeline(
         [

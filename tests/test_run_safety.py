@@ -11,7 +11,7 @@ from pathlib import Path
 
 import httpx
 
-from kedro_prefect_hooks.worker import record_path, running_workers, stop_worker
+from kedro_prefect_hooks.local.worker import record_path, running_workers, stop_worker
 
 from conftest import open_session, project_deployments
 from kedro_projects import add_flow_pipelines

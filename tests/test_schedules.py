@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from datetime import datetime, timedelta, timezone
 
-from kedro_prefect_hooks.server import server_install_problems
+from kedro_prefect_hooks.local.server import server_install_problems
 
 from conftest import open_session, project_deployments
 from prefect_runs import filter_runs, timestamp, wait_for_run

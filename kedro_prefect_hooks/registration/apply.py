@@ -8,11 +8,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kedro_prefect_hooks.api import ApiRefused, PrefectApi
 from kedro_prefect_hooks.compat import import_prefect
 from kedro_prefect_hooks.config import PrefectConfig
-from kedro_prefect_hooks.connection import LOCAL_SERVER, ApiSettings, PrefectApiError
-from kedro_prefect_hooks.plan import (
+from kedro_prefect_hooks.local.processes import state_dir, write_private
+from kedro_prefect_hooks.project import KedroProject
+from kedro_prefect_hooks.registration.api import ApiRefused, PrefectApi
+from kedro_prefect_hooks.registration.connection import LOCAL_SERVER, ApiSettings, PrefectApiError
+from kedro_prefect_hooks.registration.plan import (
     HEARTBEAT_SECONDS,
     MANAGED_TAG,
     SET_TAG_PREFIX,
@@ -22,8 +24,6 @@ from kedro_prefect_hooks.plan import (
     ownership_tags,
     stale,
 )
-from kedro_prefect_hooks.processes import state_dir, write_private
-from kedro_prefect_hooks.project import KedroProject
 
 logger = logging.getLogger(__name__)
 

@@ -13,9 +13,9 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from kedro_prefect_hooks import __version__
 from kedro_prefect_hooks.config import PrefectConfig
 from kedro_prefect_hooks.project import KedroProject
+from kedro_prefect_hooks.version import __version__
 
 MANAGED_TAG = "kedro-prefect-hooks"
 FLOW_ENTRYPOINT = "kedro_prefect_hooks.flow.kedro_pipeline"

@@ -13,10 +13,8 @@ import time
 from pathlib import Path
 from urllib.parse import quote, unquote
 
-from kedro_prefect_hooks.api import PrefectApi
 from kedro_prefect_hooks.config import WorkerOptions
-from kedro_prefect_hooks.connection import ApiSettings, PrefectApiError
-from kedro_prefect_hooks.processes import (
+from kedro_prefect_hooks.local.processes import (
     Record,
     file_lock,
     is_running,
@@ -26,6 +24,8 @@ from kedro_prefect_hooks.processes import (
     stop,
     write_record,
 )
+from kedro_prefect_hooks.registration.api import PrefectApi
+from kedro_prefect_hooks.registration.connection import ApiSettings, PrefectApiError
 
 
 def worker_name(package: str, pool: str) -> str:

@@ -25,7 +25,7 @@ from prefect.task_runners import ThreadPoolTaskRunner
 
 from kedro_prefect_hooks.compat import suggest_resume
 from kedro_prefect_hooks.config import RunOptions
-from kedro_prefect_hooks.report import RunReport, describe_dataset
+from kedro_prefect_hooks.run.report import RunReport, describe_dataset
 
 logger = logging.getLogger(__name__)
 

@@ -23,7 +23,7 @@ import urllib.request
 from typing import Any
 from urllib.parse import quote
 
-from kedro_prefect_hooks.connection import ApiSettings, PrefectApiError
+from kedro_prefect_hooks.registration.connection import ApiSettings, PrefectApiError
 
 PAGE_SIZE = 200
 # The server answers these when asked to retry (e.g. SQLite busy under load); a

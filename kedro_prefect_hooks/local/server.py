@@ -17,7 +17,7 @@ import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
-from kedro_prefect_hooks.processes import (
+from kedro_prefect_hooks.local.processes import (
     Record,
     file_lock,
     is_running,

@@ -1,0 +1,1 @@
+"""Operating local processes for a project: the background worker and the local Prefect server."""
