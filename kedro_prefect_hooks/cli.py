@@ -307,14 +307,20 @@ def init(metadata, env: str, force: bool) -> None:
 @ENV_OPTION
 @click.option("--pipeline", "-p", "pipelines", multiple=True, help="Only this pipeline (repeatable).")
 @click.option("--dry-run", is_flag=True, help="Print the plan; write nothing.")
+@click.option(
+    "--take-over",
+    is_flag=True,
+    help="Also write deployments another env or checkout registered under these names.",
+)
 @click.pass_obj
-def register(metadata, env: str | None, pipelines: tuple[str, ...], dry_run: bool) -> None:
+def register(metadata, env: str | None, pipelines: tuple[str, ...], dry_run: bool, take_over: bool) -> None:
     """Register the selected pipelines now, as the hook does at session start.
 
     \b
     Examples:
       kedro prefect register
       kedro prefect register --env prod --pipeline data_science --dry-run
+      kedro prefect register --env prod --take-over
     """
     from kedro_prefect_hooks.config import ConfigError
     from kedro_prefect_hooks.registration.apply import preview
@@ -326,12 +332,11 @@ def register(metadata, env: str | None, pipelines: tuple[str, ...], dry_run: boo
     project = _kedro_project(metadata, loader, env)
     try:
         if dry_run:
-            for change in preview(config, project, selected, api):
-                detail = f" ({', '.join(change.differs)} differ)" if change.differs else ""
-                click.echo(f"{change.action:9s} {change.deployment}{detail}")
+            for change in preview(config, project, selected, api, take_over):
+                click.echo(change.describe())
             click.echo(f"dry run: nothing written to {api.url}")
             return
-        outcome = apply(config, project, selected, api, retry_refused=True)
+        outcome = apply(config, project, selected, api, retry_refused=True, take_over=take_over)
     except (ConfigError, PrefectApiError) as exc:
         raise click.ClickException(str(exc)) from None
     for name in outcome.written:
@@ -340,6 +345,8 @@ def register(metadata, env: str | None, pipelines: tuple[str, ...], dry_run: boo
         click.echo(f"unchanged {name}")
     for name in outcome.pruned:
         click.echo(f"pruned    {name}")
+    for line in outcome.clash_lines():
+        click.echo(f"clash     {line}")
 
 
 @prefect.command(name="list")
@@ -353,12 +360,15 @@ def list_deployments(metadata, env: str | None) -> None:
       kedro prefect list --env local
     """
     from kedro_prefect_hooks.registration.api import PrefectApi
+    from kedro_prefect_hooks.registration.automations import crash_detection
+    from kedro_prefect_hooks.registration.compare import owner_of
     from kedro_prefect_hooks.registration.connection import PrefectApiError
-    from kedro_prefect_hooks.registration.plan import SET_TAG_PREFIX, desired_deployments, fingerprint
+    from kedro_prefect_hooks.registration.plan import FINGERPRINT_LABEL, desired_deployments, owner
 
     config, api, loader = _config_and_api(metadata, env)
-    desired = desired_deployments(config, _kedro_project(metadata, loader, env), _selected(config, ()))
-    set_tag = SET_TAG_PREFIX + fingerprint(desired)
+    project = _kedro_project(metadata, loader, env)
+    desired = desired_deployments(config, project, _selected(config, ()), crash_detection(config, api))
+    ours = owner(config, project)
     client = PrefectApi(api, config.timeout)
     try:
         for deployment in desired:
@@ -366,7 +376,13 @@ def list_deployments(metadata, env: str | None) -> None:
             if found is None:
                 click.echo(f"{deployment.full_name}: not registered")
                 continue
-            current = "current" if set_tag in found["tags"] else "outdated"
+            their_owner = owner_of(found, project)
+            if their_owner not in (ours, "legacy"):
+                current = f"registered by {their_owner}"
+            elif (found.get("labels") or {}).get(FINGERPRINT_LABEL) == deployment.fingerprint:
+                current = "current"
+            else:
+                current = "outdated"
             schedules = [s["schedule"] for s in found.get("schedules") or []]
             last = client.last_flow_run(found["id"])
             last_state = (
@@ -390,7 +406,7 @@ def _schedule_text(schedules: list[dict]) -> str:
     return "; ".join(parts)
 
 
-def parse_params(text: str) -> dict:
+def parse_params(text: str, param_hint: str = "--params") -> dict:
     """Kedro's `--params` syntax: `a=1,b.c=x` -> {"a": 1, "b": {"c": "x"}}.
 
     Values are read as YAML scalars (numbers, booleans); as with `kedro run --params`,
@@ -402,7 +418,7 @@ def parse_params(text: str) -> dict:
     for item in filter(None, (part.strip() for part in text.split(","))):
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
-            raise click.BadParameter(f"{item!r} is not key=value", param_hint="--params")
+            raise click.BadParameter(f"{item!r} is not key=value", param_hint=param_hint)
         *parents, leaf = key.strip().split(".")
         target = params
         for parent in parents:
@@ -410,8 +426,16 @@ def parse_params(text: str) -> dict:
         try:
             target[leaf] = yaml.safe_load(value) if value.strip() else ""
         except yaml.YAMLError:
-            raise click.BadParameter(f"cannot read the value of {item!r}", param_hint="--params") from None
+            raise click.BadParameter(f"cannot read the value of {item!r}", param_hint=param_hint) from None
     return params
+
+
+def parse_job_variables(items: tuple[str, ...]) -> dict:
+    """`--job-variable` values: key=value, dotted keys nest; `env` values stay strings, as the job needs."""
+    variables = parse_params(",".join(items), param_hint="--job-variable") if items else {}
+    if isinstance(variables.get("env"), dict):
+        variables["env"] = {k: str(v) for k, v in variables["env"].items()}
+    return variables
 
 
 @prefect.command()
@@ -420,14 +444,29 @@ def parse_params(text: str) -> dict:
 @click.option("--params", default="", help="Runtime params, Kedro syntax: key=value,section.key=value")
 @click.option("--wait", is_flag=True, help="Follow the run to its end; exit 1 unless it completed.")
 @click.option("--timeout", default=3600.0, show_default=True, help="Seconds --wait follows it.")
+@click.option(
+    "--job-variable",
+    "job_variables",
+    multiple=True,
+    help="For this run only: key=value, dotted keys nest (env.MY_VAR=1); repeatable.",
+)
 @click.pass_obj
-def run(metadata, pipeline: str, env: str | None, params: str, wait: bool, timeout: float) -> None:
+def run(
+    metadata,
+    pipeline: str,
+    env: str | None,
+    params: str,
+    wait: bool,
+    timeout: float,
+    job_variables: tuple[str, ...],
+) -> None:
     """Trigger PIPELINE's deployment; a worker for its pool runs it.
 
     \b
     Examples:
       kedro prefect run data_science
       kedro prefect run __default__ --params model.test_size=0.3 --wait
+      kedro prefect run training --job-variable memory=16Gi --job-variable env.BATCH=64
     """
     import time
 
@@ -446,7 +485,7 @@ def run(metadata, pipeline: str, env: str | None, params: str, wait: bool, timeo
                 f"{deployment.full_name} is not registered at {api.url}: run `kedro prefect register`."
             )
         parameters = {"params": parse_params(params)} if params else {}
-        flow_run = client.create_flow_run(found["id"], parameters)
+        flow_run = client.create_flow_run(found["id"], parameters, parse_job_variables(job_variables))
         ui = api.url.removesuffix("/api")
         click.echo(
             f"Triggered {deployment.full_name}: flow run '{flow_run['name']}' "

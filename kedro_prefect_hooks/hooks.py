@@ -77,6 +77,8 @@ class PrefectHook:
             written_some = isinstance(exc, (PartialRegistration, WorkerStartError))
             logger.warning("kedro-prefect-hooks: %s%s", "" if written_some else "nothing registered. ", exc)
             return
+        for line in outcome.clash_lines():
+            logger.warning("kedro-prefect-hooks: %s", line)
         if outcome.summary():
             logger.info("kedro-prefect-hooks: %s at %s", outcome.summary(), api.url)
 

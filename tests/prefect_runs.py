@@ -77,5 +77,16 @@ def run_logs(api_url: str, flow_run_id: str) -> list[dict]:
             return found
 
 
+def settled_logs(api_url: str, flow_run_id: str, expected: str, timeout: float = 30) -> list[str]:
+    """The run's log messages once `expected` is among them: a run's last lines reach the
+    server a moment after its state, later still on a busy machine."""
+    deadline = time.monotonic() + timeout
+    while True:
+        messages = [log["message"] for log in run_logs(api_url, flow_run_id)]
+        if expected in messages or time.monotonic() > deadline:
+            return messages
+        time.sleep(1)
+
+
 def run_artifacts(api_url: str, flow_run_id: str) -> list[dict]:
     return _filter(api_url, "artifacts", {"artifacts": {"flow_run_id": {"any_": [flow_run_id]}}})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import httpx
 import pytest
 from click.testing import CliRunner
 
@@ -62,6 +63,21 @@ def test_register_dry_run_writes_nothing_and_shows_the_plan(api_url, make_projec
     assert "update    " in changed.output and "(tags differ)" in changed.output
     assert "data_processing" not in changed.output
 
+    # one pipeline's options change: only that deployment is written
+    (project / "conf" / "base" / "prefect.yml").write_text(
+        "pipelines: [data_processing, data_science]\ndeployments: {data_science: {tags: [nightly]}}\n"
+    )
+    plan = invoke(project, "register", "--dry-run").output
+    assert plan.count("unchanged ") == 1 and plan.count("update    ") == 1, plan
+    before = {d["name"]: d["updated"] for d in project_deployments(api_url, project)}
+    written = invoke(project, "register").output
+    assert "written   " in written and written.count("written   ") == 1, written
+    after = {d["name"]: d["updated"] for d in project_deployments(api_url, project)}
+    assert (
+        after["data_processing"] == before["data_processing"]
+        and after["data_science"] != before["data_science"]
+    )
+
 
 def test_list_and_run_with_wait(api_url, make_project, process_worker):
     project = make_project("pipelines: [data_processing]\n")
@@ -70,8 +86,21 @@ def test_list_and_run_with_wait(api_url, make_project, process_worker):
     listed = invoke(project, "list")
     assert "data_processing: current, pool kedro, schedule none, last run never run" in listed.output
 
-    ran = invoke(project, "run", "data_processing", "--params", "start=5", "--wait", "--timeout", "120")
+    ran = invoke(
+        project,
+        "run",
+        "data_processing",
+        "--params",
+        "start=5",
+        "--job-variable",
+        "env.KPH_TEST=42",
+        "--wait",
+        "--timeout",
+        "120",
+    )
     assert ran.exit_code == 0, ran.output
+    run_id = ran.output.split("/runs/flow-run/")[1].split()[0]
+    assert httpx.get(f"{api_url}/flow_runs/{run_id}").json()["job_variables"] == {"env": {"KPH_TEST": "42"}}
     assert "COMPLETED: 1/1 tasks completed" in ran.output
     assert "last run COMPLETED" in invoke(project, "list").output
 

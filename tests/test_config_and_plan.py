@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import typing
 from pathlib import Path
 
 import pytest
@@ -11,10 +12,11 @@ from kedro_prefect_hooks.config import FLOW_PARAMETERS, ConfigError, parse_confi
 from kedro_prefect_hooks.project import KedroProject
 from kedro_prefect_hooks.registration.connection import resolve_api
 from kedro_prefect_hooks.registration.plan import (
+    FINGERPRINT_LABEL,
+    OWNER_LABEL,
     desired_deployments,
-    fingerprint,
     sanitise,
-    stale,
+    set_fingerprint,
 )
 
 PROJECT = KedroProject(
@@ -31,6 +33,8 @@ def test_flow_parameters_match_the_flow_signature():
 
     names = list(inspect.signature(kedro_pipeline.fn).parameters)
     assert names == ["pipeline", "env", *FLOW_PARAMETERS]
+    hints = typing.get_type_hints(kedro_pipeline.fn)
+    assert {name: hints[name] for name in FLOW_PARAMETERS} == FLOW_PARAMETERS  # the types the config checks
 
 
 def test_defaults_are_what_the_docs_say():
@@ -106,29 +110,116 @@ def test_sanitise(raw, clean):
     assert sanitise(raw) == clean
 
 
-def test_fingerprint_is_stable_and_covers_every_field_and_the_selection():
-    base = fingerprint(plan({}))
-    assert fingerprint(plan({})) == base
+def test_each_deployment_has_its_own_fingerprint_and_the_set_one_covers_them():
+    base = plan({})
+    assert [d.fingerprint for d in plan({})] == [d.fingerprint for d in base]
     for change in (
         {"defaults": {"tags": ["t"]}},
         {"defaults": {"schedule": {"cron": "0 0 * * *"}}},
-        {"deployments": {"b": {"paused": True}}},
         {"work_pool": {"job_variables": {"env": {"A": "1"}}}},
         {"work_pool": {"name": "other"}},
         {"names": {"flow": "{project}-{env}"}},
+        {"source": {"directory": "/opt/sf"}},
     ):
-        assert fingerprint(plan(change)) != base, change
-    assert fingerprint(plan({}, pipelines=["a"])) != base
+        assert all(x.fingerprint != y.fingerprint for x, y in zip(plan(change), base, strict=True)), change
+    a, b = plan({"deployments": {"b": {"paused": True}}})
+    assert a.fingerprint == base[0].fingerprint and b.fingerprint != base[1].fingerprint  # only b changed
+    assert set_fingerprint(plan({}, pipelines=["a"])) != set_fingerprint(base)
+    assert a.body["labels"][FINGERPRINT_LABEL] == a.body["version"] == a.fingerprint
 
 
-def test_stale_matches_by_flow_and_name():
-    a, b = plan({})
-    on_server = [
-        {"id": "1", "flow_id": "f", "name": "a"},
-        {"id": "2", "flow_id": "other-flow", "name": "b"},
-        {"id": "3", "flow_id": "f", "name": "gone"},
+def test_the_owner_names_project_env_and_code_location():
+    local, directory = plan({}), plan({"source": {"directory": "/opt/sf"}})
+    owner = local[0].body["labels"][OWNER_LABEL]
+    assert owner.startswith("project spaceflights, env local, local ") and owner.endswith(":/srv/sf")
+    assert directory[0].body["labels"][OWNER_LABEL] == "project spaceflights, env local, directory /opt/sf"
+
+
+def test_a_non_local_source_is_the_same_from_every_checkout():
+    """Two clones at different paths compute identical deployments: the second writes nothing."""
+    elsewhere = KedroProject(
+        name="Spaceflights", package="spaceflights", path=Path("/home/bob/sf"), env=None, run_env="local"
+    )
+    git = {
+        "source": {"git": {"url": "https://github.com/acme/sf.git", "branch": "main", "subdirectory": "proj"}}
+    }
+    here = desired_deployments(parse_config(git), PROJECT, ["a"])
+    there = desired_deployments(parse_config(git), elsewhere, ["a"])
+    assert here[0].body == there[0].body and here[0].fingerprint == there[0].fingerprint
+    assert here[0].body["pull_steps"] == [
+        {
+            "prefect.deployments.steps.git_clone": {
+                "id": "clone-project",
+                "repository": "https://github.com/acme/sf.git",
+                "branch": "main",
+            }
+        },
+        {
+            "prefect.deployments.steps.set_working_directory": {
+                "directory": "{{ clone-project.directory }}/proj"
+            }
+        },
     ]
-    assert [d["id"] for d in stale([a, b], on_server, {"Spaceflights": "f"})] == ["2", "3"]
+
+
+@pytest.mark.parametrize(
+    ("git", "credentials"),
+    [
+        (
+            {"credentials": "github-credentials/acme"},
+            {"credentials": "{{ prefect.blocks.github-credentials.acme }}"},
+        ),
+        ({"access_token_secret": "acme-token"}, {"access_token": "{{ prefect.blocks.secret.acme-token }}"}),
+    ],
+)
+def test_git_credentials_are_block_references(git, credentials):
+    [deployment] = desired_deployments(
+        parse_config({"source": {"git": {"url": "https://github.com/acme/sf.git", **git}}}), PROJECT, ["a"]
+    )
+    clone = deployment.body["pull_steps"][0]["prefect.deployments.steps.git_clone"]
+    assert {k: v for k, v in clone.items() if k in ("credentials", "access_token")} == credentials
+
+
+@pytest.mark.parametrize(
+    ("source", "message"),
+    [
+        ({"git": {"url": "https://user:ghp_secret@github.com/acme/sf.git"}}, "Secret block"),
+        (
+            {"git": {"url": "https://github.com/acme/sf.git", "credentials": "just-a-token"}},
+            "block reference",
+        ),
+        (
+            {"git": {"url": "https://github.com/acme/sf.git", "subdirectory": "../up"}},
+            "inside the repository",
+        ),
+        ({"directory": "relative/path"}, "absolute path"),
+        ({"directory": "/opt/sf", "git": {"url": "https://github.com/acme/sf.git"}}, "exactly one"),
+        ("remote", "source"),
+    ],
+)
+def test_bad_sources_are_config_errors(source, message):
+    with pytest.raises(ConfigError, match=message):
+        parse_config({"source": source})
+
+
+def test_a_pipeline_can_have_its_own_pool_or_job_variables():
+    config = parse_config(
+        {
+            "work_pool": {"name": "k8s", "job_variables": {"image": "acme:1", "env": {"A": "1"}}},
+            "deployments": {
+                "train": {"work_pool": {"name": "gpu", "job_variables": {"image": "acme-gpu:1"}}},
+                "report": {"work_pool": {"job_variables": {"memory": "16Gi", "env": {"B": "2"}}}},
+            },
+        }
+    )
+    assert config.pool_for("train").model_dump() == {"name": "gpu", "job_variables": {"image": "acme-gpu:1"}}
+    assert config.pool_for("report").model_dump() == {
+        "name": "k8s",
+        "job_variables": {"image": "acme:1", "memory": "16Gi", "env": {"A": "1", "B": "2"}},
+    }
+    assert config.pool_for("other").name == "k8s"
+    with pytest.raises(ConfigError, match=r"defaults\.work_pool"):
+        parse_config({"defaults": {"work_pool": {"name": "x"}}})
 
 
 def test_api_url_precedence_and_auth(tmp_path, monkeypatch):

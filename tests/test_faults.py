@@ -149,7 +149,7 @@ def test_credentials_in_the_url_are_not_logged(make_project, hook_log, monkeypat
 
 @pytest.mark.parametrize(
     ("respond", "expected"),
-    [(login_page, "text/html that is not JSON"), (empty_object, "not the int the Prefect API sends")],
+    [(login_page, "text/html that is not JSON"), (empty_object, "not the dict the Prefect API sends")],
 )
 def test_an_answer_that_is_not_the_apis_json_is_one_warning(make_project, monkeypatch, respond, expected):
     """Seen: `kedro run` exited 1 before any node ran (TypeError, KeyError 'id')."""

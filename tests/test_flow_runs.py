@@ -13,7 +13,7 @@ import pytest
 
 from conftest import open_session, project_deployments
 from kedro_projects import add_flow_pipelines, copy_project
-from prefect_runs import run_artifacts, run_logs, task_runs, timestamp, trigger, wait_for_run
+from prefect_runs import run_artifacts, settled_logs, task_runs, timestamp, trigger, wait_for_run
 
 PREFECT_YML = """
 pipelines: all
@@ -92,7 +92,7 @@ def test_each_node_is_a_task_run_in_dependency_order(prefect_server, flow_projec
 
 
 def test_kedro_logs_reach_the_flow_run(prefect_server, first_wave):
-    messages = [log["message"] for log in run_logs(prefect_server, first_wave["default"]["id"])]
+    messages = settled_logs(prefect_server, first_wave["default"]["id"], "doubling 3")
     assert any("Running node: double" in m for m in messages), messages  # the kedro logger
     assert "doubling 3" in messages  # the node's own module logger
 

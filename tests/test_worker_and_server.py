@@ -15,7 +15,7 @@ import pytest
 from kedro_prefect_hooks.local.processes import Record, read_record, write_record
 from kedro_prefect_hooks.local.server import free_port, local_server_url, stop_local_server
 from kedro_prefect_hooks.local.worker import record_path, running_workers, stop_worker, worker_name
-from kedro_prefect_hooks.registration.apply import CRASH_AUTOMATION
+from kedro_prefect_hooks.registration.automations import CRASH_AUTOMATION
 
 from conftest import AUTH_STRING, kedro, open_session, project_deployments
 from prefect_runs import trigger, wait_for_run

@@ -5,10 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, PrivateAttr, ValidationError, field_validator
+from pydantic import Field, PrivateAttr, ValidationError, field_validator, model_validator
 
 from kedro_prefect_hooks.config.base import NAME_FIELDS, ConfigError, _display, _Model, describe_errors
 from kedro_prefect_hooks.config.deployment import DeploymentOptions, WorkPool
+from kedro_prefect_hooks.config.source import CodeSource
 from kedro_prefect_hooks.registration.connection import url_problem
 
 
@@ -75,7 +76,9 @@ class PrefectConfig(_Model):
     names: Names = Field(default_factory=Names)
     """Name templates of flows and deployments."""
     work_pool: WorkPool = Field(default_factory=WorkPool)
-    """Where the deployments run."""
+    """Where the deployments run; a pipeline may override it in `deployments.<pipeline>.work_pool`."""
+    source: Literal["local"] | CodeSource = "local"
+    """Where runs find the code: local (this checkout), {directory: /opt/project}, or {git: {url: ...}}."""
     worker: WorkerOptions = Field(default_factory=WorkerOptions)
     """The opt-in background worker."""
     mark_crashed_runs: Literal["auto"] | bool = "auto"
@@ -116,6 +119,16 @@ class PrefectConfig(_Model):
                     f"available: {sorted(available)}",
                 )
         return sorted(available) if self.pipelines == "all" else list(self.pipelines)
+
+    @model_validator(mode="after")
+    def _pool_overrides_per_pipeline(self) -> PrefectConfig:
+        if self.defaults.work_pool is not None:
+            raise ValueError("`defaults.work_pool` is not a key: set the top-level `work_pool` instead")
+        return self
+
+    def pool_for(self, pipeline: str) -> WorkPool:
+        """The work pool and job variables of `pipeline`'s deployment."""
+        return self.work_pool.overridden_by(self.options_for(pipeline).work_pool)
 
     def options_for(self, pipeline: str) -> DeploymentOptions:
         """The defaults with `deployments.<pipeline>` merged over them."""

@@ -147,41 +147,66 @@ class PrefectApi:
             )
         return payload
 
-    def deployments_tagged(self, tags: list[str]) -> list[dict[str, Any]]:
-        """Every deployment carrying all `tags`, one request per 200."""
+    def _all_pages(self, what: str, body: dict[str, Any]) -> list[dict[str, Any]]:
         found: list[dict[str, Any]] = []
         while True:
             page = self._json(
-                "POST",
-                "/deployments/filter",
-                {
-                    "deployments": {"tags": {"all_": tags}},
-                    "limit": PAGE_SIZE,
-                    "offset": len(found),
-                },
-                expect=list,
+                "POST", f"/{what}/filter", {**body, "limit": PAGE_SIZE, "offset": len(found)}, expect=list
             )
             found.extend(page)
             if len(page) < PAGE_SIZE:
                 return found
 
-    def count_deployments(self, tags: list[str]) -> int:
-        """How many deployments carry all `tags`: the cheap check for "nothing changed"."""
-        return self._json("POST", "/deployments/count", {"deployments": {"tags": {"all_": tags}}}, expect=int)
+    def deployments_tagged(self, tags: list[str]) -> list[dict[str, Any]]:
+        """Every deployment carrying all `tags`."""
+        return self._all_pages("deployments", {"deployments": {"tags": {"all_": tags}}})
 
-    def ensure_work_pool(self, name: str, base_job_template: Any) -> bool:
-        """Create a process pool `name` unless it exists; True when created.
-
-        `base_job_template` is a callable so prefect is imported only for a new pool.
-        """
-        if self._request("GET", path("work_pools", name))[0] != 404:
-            return False
-        status, _ = self._request(
-            "POST",
-            "/work_pools/",
-            {"name": name, "type": "process", "base_job_template": base_job_template()},
+    def deployments_named(
+        self, flow_names: list[str], names: list[str]
+    ) -> dict[tuple[str, str], dict[str, Any]]:
+        """The deployments among `flow_names` x `names`, by (flow name, deployment name): two requests."""
+        flows = self._all_pages("flows", {"flows": {"name": {"any_": flow_names}}})
+        flow_names_by_id = {flow["id"]: flow["name"] for flow in flows}
+        found = self._all_pages(
+            "deployments", {"flows": {"name": {"any_": flow_names}}, "deployments": {"name": {"any_": names}}}
         )
-        return status != 409  # 409: another session created it first
+        return {(flow_names_by_id.get(d["flow_id"], "?"), d["name"]): d for d in found}
+
+    def count_deployments(
+        self, tags: list[str], flow_names: list[str] | None = None, names: list[str] | None = None
+    ) -> int:
+        """How many deployments carry all `tags` (and are among `flow_names` x `names`): one cheap request."""
+        body: dict[str, Any] = {"deployments": {"tags": {"all_": tags}}}
+        if names is not None:
+            body["deployments"]["name"] = {"any_": names}
+        if flow_names is not None:
+            body["flows"] = {"name": {"any_": flow_names}}
+        return self._json("POST", "/deployments/count", body, expect=int)
+
+    def variable(self, name: str) -> Any:
+        """The value of Prefect variable `name`; None when there is none."""
+        status, payload = self._request("GET", api_path := path("variables", "name", name))
+        return None if status == 404 else self._checked("GET", api_path, status, payload, dict).get("value")
+
+    def set_variable(self, name: str, value: Any, tags: list[str]) -> None:
+        """Create or update Prefect variable `name`."""
+        status, _ = self._request("PATCH", path("variables", "name", name), {"value": value, "tags": tags})
+        if status == 404:
+            status, _ = self._request("POST", "/variables/", {"name": name, "value": value, "tags": tags})
+            if status == 409:  # another session created it meanwhile
+                self._request("PATCH", path("variables", "name", name), {"value": value, "tags": tags})
+
+    def work_pool(self, name: str) -> dict[str, Any] | None:
+        """Work pool `name` with its type and base job template; None when there is none."""
+        status, payload = self._request("GET", api_path := path("work_pools", name))
+        return None if status == 404 else self._checked("GET", api_path, status, payload, dict)
+
+    def create_process_pool(self, name: str, base_job_template: dict[str, Any]) -> bool:
+        """Create a process pool `name`; False when another session created it first."""
+        status, _ = self._request(
+            "POST", "/work_pools/", {"name": name, "type": "process", "base_job_template": base_job_template}
+        )
+        return status != 409
 
     def ensure_automation(self, name: str, body: Any) -> bool:
         """Create automation `name` unless one exists; True when created. `body` is a callable."""
@@ -211,11 +236,14 @@ class PrefectApi:
     def flow_name(self, flow_id: str) -> str:
         return self._json("GET", path("flows", flow_id))["name"]
 
-    def create_flow_run(self, deployment_id: str, parameters: dict[str, Any]) -> dict[str, Any]:
+    def create_flow_run(
+        self, deployment_id: str, parameters: dict[str, Any], job_variables: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
         """What `prefect deployment run` does: a flow run scheduled now, for a worker to pick up."""
-        return self._json(
-            "POST", path("deployments", deployment_id, "create_flow_run"), {"parameters": parameters}
-        )
+        body: dict[str, Any] = {"parameters": parameters}
+        if job_variables:
+            body["job_variables"] = job_variables
+        return self._json("POST", path("deployments", deployment_id, "create_flow_run"), body)
 
     def flow_run(self, flow_run_id: str) -> dict[str, Any]:
         return self._json("GET", path("flow_runs", flow_run_id))

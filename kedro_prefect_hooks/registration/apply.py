@@ -1,29 +1,35 @@
-"""Bring the Prefect server to the desired deployments: the only code that writes to the API."""
+"""Bring the Prefect server to the desired deployments: the only code that writes to the API.
+
+Nothing changed (the usual session): two requests, the bookkeeping variable and a
+count. Otherwise: one look at the deployments by name, then only the deployments
+whose fingerprint changed are written, never one another owner registered, and
+prefect is imported only if something is written.
+"""
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from kedro_prefect_hooks.compat import import_prefect
 from kedro_prefect_hooks.config import PrefectConfig
-from kedro_prefect_hooks.local.processes import state_dir, write_private
 from kedro_prefect_hooks.project import KedroProject
 from kedro_prefect_hooks.registration.api import ApiRefused, PrefectApi
-from kedro_prefect_hooks.registration.connection import LOCAL_SERVER, ApiSettings, PrefectApiError
+from kedro_prefect_hooks.registration.automations import CRASH_AUTOMATION, crash_automation, crash_detection
+from kedro_prefect_hooks.registration.compare import FIX_CLASH, Change, compare
+from kedro_prefect_hooks.registration.connection import ApiSettings, PrefectApiError
 from kedro_prefect_hooks.registration.plan import (
-    HEARTBEAT_SECONDS,
     MANAGED_TAG,
-    SET_TAG_PREFIX,
+    OWNER_LABEL,
     DesiredDeployment,
+    bookkeeping_variable,
     desired_deployments,
-    fingerprint,
+    owner,
     ownership_tags,
-    stale,
+    set_fingerprint,
 )
+from kedro_prefect_hooks.registration.refusals import RefusalRecord
 
 logger = logging.getLogger(__name__)
 
@@ -31,9 +37,10 @@ logger = logging.getLogger(__name__)
 @dataclass
 class Outcome:
     written: list[str] = field(default_factory=list)
-    unchanged: list[str] = field(default_factory=list)  # only when nothing was written
+    unchanged: list[str] = field(default_factory=list)
+    clashes: list[Change] = field(default_factory=list)
     pruned: list[str] = field(default_factory=list)
-    created_work_pool: str | None = None
+    created_work_pools: list[str] = field(default_factory=list)
     created_automation: str | None = None
 
     def summary(self) -> str:
@@ -43,18 +50,19 @@ class Outcome:
             parts.append(f"registered {', '.join(self.written)}")
         if self.pruned:
             parts.append(f"pruned {', '.join(self.pruned)}")
-        if self.created_work_pool:
-            parts.append(f"created process work pool '{self.created_work_pool}'")
+        if self.created_work_pools:
+            parts.append(f"created process work pool(s) {', '.join(self.created_work_pools)}")
         if self.created_automation:
             parts.append(f"created automation '{self.created_automation}'")
         return "; ".join(parts)
 
+    def clash_lines(self) -> list[str]:
+        """One line per deployment left alone because another owner registered it."""
+        return [f"{c.describe()}; {FIX_CLASH}" for c in self.clashes]
+
 
 class PartialRegistration(PrefectApiError):
     """Some deployments were written and the server refused others; the message names each."""
-
-
-CRASH_AUTOMATION = "kedro-prefect-hooks: mark runs crashed after 90 s without a heartbeat"
 
 
 def register(
@@ -64,194 +72,178 @@ def register(
     api: ApiSettings,
     prune: bool | None = None,
     retry_refused: bool = False,
+    take_over: bool = False,
 ) -> Outcome:
-    """Upsert the selected pipelines' deployments; prune the deselected ones if asked.
+    """Write the selected pipelines' deployments that changed; prune the deselected ones if asked.
 
-    The plan is built (and any config error raised) before the first request.
-    When the server already holds the desired set, this is one count request
-    (two with `prune`). Otherwise every desired deployment is written in full,
-    since a Prefect update replaces fields. A set the server refused is not
-    sent again by later sessions until it changes, or `retry_refused` (the
-    `kedro prefect register` command) asks for it.
+    The plan is built (and any config error raised) before the first request. A set
+    the server refused is not sent again by later sessions until it changes, or
+    `retry_refused` (the `kedro prefect register` command) asks for it. Deployments
+    another owner registered are left alone unless `take_over`.
     """
     prune = config.prune if prune is None else prune
     heartbeats = crash_detection(config, api)
     desired = desired_deployments(config, project, pipelines, heartbeats=heartbeats)
-    version = fingerprint(desired)
-    owned = ownership_tags(project)
+    ours = owner(config, project)
     client = PrefectApi(api, config.timeout)
-    if client.count_deployments([*owned, SET_TAG_PREFIX + version]) == len(desired) and (
-        not prune or client.count_deployments(owned) == len(desired)
-    ):
+    record_name = bookkeeping_variable(project)
+    state = set_fingerprint(desired)
+    bookkeeping = {"fingerprint": state, "owner": ours, "prune": prune}
+    if not take_over and _current(client, record_name, bookkeeping, desired, project):
         return Outcome(unchanged=[d.full_name for d in desired])
     refusals = RefusalRecord(project.path, api.url)
-    if not retry_refused and (refused := refusals.earlier(version)):
+    if not retry_refused and (refused := refusals.earlier(state)):
         raise PrefectApiError(
             f"nothing sent: the server refused this same configuration before ({refused}). "
             "Fix prefect.yml, or send it again with `kedro prefect register`."
         )
 
-    import_prefect()
-    outcome = Outcome()
-    if client.ensure_work_pool(config.work_pool.name, _process_pool_template):
-        outcome.created_work_pool = config.work_pool.name
-    if heartbeats and client.ensure_automation(CRASH_AUTOMATION, _crash_automation):
-        outcome.created_automation = CRASH_AUTOMATION
-    flow_ids = {name: client.ensure_flow(name) for name in {d.flow_name for d in desired}}
-    schema = _flow_parameter_schema()
-    failed: dict[str, str] = {}
-    for deployment in desired:
-        try:
-            client.upsert_deployment(_api_body(deployment, flow_ids[deployment.flow_name], version, schema))
-        except ApiRefused as exc:  # this deployment only: the others may still be written
-            failed[deployment.full_name] = exc.detail
-            continue
-        outcome.written.append(deployment.full_name)
+    existing = client.deployments_named(
+        sorted({d.flow_name for d in desired}), sorted({d.name for d in desired})
+    )
+    changes = compare(desired, existing, ours, project, take_over)
+    outcome = Outcome(
+        unchanged=[c.full_name for c in changes if c.action == "unchanged"],
+        clashes=[c for c in changes if c.action == "clash"],
+    )
+    to_write = [c.deployment for c in changes if c.action in ("create", "update") and c.deployment]
+    failed = _write(config, client, to_write, outcome, heartbeats) if to_write else {}
     if failed:
-        refusals.remember(version, "; ".join(f"{name}: {why}" for name, why in failed.items()))
+        refusals.remember(state, "; ".join(f"{n}: {why}" for n, why in failed.items()))
         raise PartialRegistration(
             f"registered {', '.join(outcome.written) or 'nothing'}; the server at {api.url} refused "
             + "; ".join(f"{name} ({why})" for name, why in failed.items())
         )
     refusals.forget()
     if prune:
-        for old in stale(desired, client.deployments_tagged(owned), flow_ids):
-            client.delete_deployment(old["id"])
-            outcome.pruned.append(old["name"])
+        outcome.pruned = _prune(client, desired, project, ours)
+    if not outcome.clashes:
+        client.set_variable(record_name, bookkeeping, [MANAGED_TAG])
     return outcome
 
 
-def crash_detection(config: PrefectConfig, api: ApiSettings) -> bool:
-    """Whether runs send frequent heartbeats and the server marks silent ones CRASHED."""
-    if config.mark_crashed_runs == "auto":
-        return api.source == LOCAL_SERVER
-    return config.mark_crashed_runs
+def _current(
+    client: PrefectApi,
+    record_name: str,
+    bookkeeping: dict[str, Any],
+    desired: list[DesiredDeployment],
+    project: KedroProject,
+) -> bool:
+    """The fast path: the variable holds this very set, and every deployment of it is there."""
+    if client.variable(record_name) != bookkeeping:
+        return False
+    owned = ownership_tags(project)
+    present = client.count_deployments(
+        owned, sorted({d.flow_name for d in desired}), sorted({d.name for d in desired})
+    )
+    if present != len(desired):
+        return False
+    return not bookkeeping["prune"] or client.count_deployments(owned) == len(desired)
 
 
-def _crash_automation() -> dict[str, Any]:
-    """Prefect's documented zombie-run automation, limited to runs of this plugin's deployments."""
-    return {
-        "name": CRASH_AUTOMATION,
-        "description": "Created by kedro-prefect-hooks: runs of its deployments send a heartbeat "
-        f"every {HEARTBEAT_SECONDS} s; one silent for 90 s (worker or machine gone) is marked CRASHED.",
-        "enabled": True,
-        "tags": [MANAGED_TAG],
-        "trigger": {
-            "type": "event",
-            "match": {"prefect.resource.id": "prefect.flow-run.*"},
-            "match_related": {
-                "prefect.resource.role": "tag",
-                "prefect.resource.id": f"prefect.tag.{MANAGED_TAG}",
-            },
-            "after": ["prefect.flow-run.heartbeat"],
-            "expect": ["prefect.flow-run.*"],
-            "for_each": ["prefect.resource.id"],
-            "posture": "Proactive",
-            "threshold": 1,
-            "within": 90,
-        },
-        "actions": [
-            {
-                "type": "change-flow-run-state",
-                "state": "CRASHED",
-                "message": "No heartbeat for 90 s: the worker or its machine stopped (kedro-prefect-hooks).",
-            }
-        ],
-    }
-
-
-class RefusalRecord:
-    """The last set of deployments the server refused, per API, under .kedro-prefect/."""
-
-    def __init__(self, project_path: Path, api_url: str):
-        self.path = state_dir(project_path) / "refused.json"
-        self.api_url = api_url
-
-    def _read(self) -> dict[str, Any]:
+def _write(
+    config: PrefectConfig,
+    client: PrefectApi,
+    deployments: list[DesiredDeployment],
+    outcome: Outcome,
+    heartbeats: bool,
+) -> dict[str, str]:
+    """Write `deployments` (pools and job variables checked first); returns the refused ones with why."""
+    import_prefect()
+    missing_pools = _check_pools(config, client, deployments)
+    for pool in missing_pools:
+        if client.create_process_pool(pool, _process_pool_template()):
+            outcome.created_work_pools.append(pool)
+    if heartbeats and client.ensure_automation(CRASH_AUTOMATION, crash_automation):
+        outcome.created_automation = CRASH_AUTOMATION
+    flow_ids = {name: client.ensure_flow(name) for name in sorted({d.flow_name for d in deployments})}
+    schema = _flow_parameter_schema()
+    failed: dict[str, str] = {}
+    for deployment in deployments:
+        body = {
+            **deployment.body,
+            "flow_id": flow_ids[deployment.flow_name],
+            "parameter_openapi_schema": schema,
+        }
         try:
-            data = json.loads(self.path.read_text())
-        except (OSError, ValueError):
-            return {}
-        return data if isinstance(data, dict) else {}
-
-    def earlier(self, version: str) -> str | None:
-        entry = self._read().get(self.api_url) or {}
-        return entry.get("reason") if entry.get("fingerprint") == version else None
-
-    def remember(self, version: str, reason: str) -> None:
-        data = self._read()
-        data[self.api_url] = {"fingerprint": version, "reason": reason}
-        write_private(self.path, json.dumps(data))
-
-    def forget(self) -> None:
-        data = self._read()
-        if data.pop(self.api_url, None) is not None:
-            write_private(self.path, json.dumps(data))
+            client.upsert_deployment(body)
+        except ApiRefused as exc:  # this deployment only: the others may still be written
+            failed[deployment.full_name] = exc.detail
+            continue
+        outcome.written.append(deployment.full_name)
+    return failed
 
 
-@dataclass(frozen=True)
-class Change:
-    deployment: str  # "<flow>/<name>"
-    action: str  # create | update | unchanged | prune
-    differs: tuple[str, ...] = ()
+def _check_pools(
+    config: PrefectConfig, client: PrefectApi, deployments: list[DesiredDeployment]
+) -> list[str]:
+    """Check every job variable against its pool's base job template, before any write.
+
+    A misspelt variable is a config error listing the ones the pool takes. Returns the
+    pools that do not exist yet (created as process pools).
+    """
+    missing = []
+    for pool_name in sorted({d.pool.name for d in deployments}):
+        pool = client.work_pool(pool_name)
+        if pool is None:
+            missing.append(pool_name)
+            template, pool_type = _process_pool_template(), "process, to be created"
+        else:
+            template, pool_type = pool.get("base_job_template") or {}, pool.get("type", "?")
+        allowed = set((template.get("variables") or {}).get("properties") or {})
+        for deployment in (d for d in deployments if d.pool.name == pool_name):
+            unknown = sorted(set(deployment.pool.job_variables) - allowed)
+            if unknown and allowed:
+                override = config.deployments.get(deployment.pipeline)
+                key = (
+                    f"deployments.{deployment.pipeline}.work_pool.job_variables"
+                    if override and override.work_pool and override.work_pool.job_variables
+                    else "work_pool.job_variables"
+                )
+                raise config.error(
+                    key,
+                    f"unknown job variable(s) {unknown} for work pool '{pool_name}' ({pool_type}); "
+                    f"its base job template takes: {sorted(allowed)}",
+                )
+    return missing
+
+
+def _prune(
+    client: PrefectApi, desired: list[DesiredDeployment], project: KedroProject, ours: str
+) -> list[str]:
+    """Delete this owner's deployments that are no longer selected."""
+    wanted = {d.name for d in desired}
+    pruned = []
+    for deployment in client.deployments_tagged(ownership_tags(project)):
+        if (deployment.get("labels") or {}).get(OWNER_LABEL) == ours and deployment["name"] not in wanted:
+            client.delete_deployment(deployment["id"])
+            pruned.append(deployment["name"])
+    return pruned
 
 
 def preview(
-    config: PrefectConfig, project: KedroProject, pipelines: list[str], api: ApiSettings
+    config: PrefectConfig,
+    project: KedroProject,
+    pipelines: list[str],
+    api: ApiSettings,
+    take_over: bool = False,
 ) -> list[Change]:
     """What `register` would do, deployment by deployment, without writing anything."""
     desired = desired_deployments(config, project, pipelines, heartbeats=crash_detection(config, api))
-    set_tag = SET_TAG_PREFIX + fingerprint(desired)
+    ours = owner(config, project)
     client = PrefectApi(api, config.timeout)
-    on_server = client.deployments_tagged(ownership_tags(project))
-    flow_names = {d["flow_id"]: client.flow_name(d["flow_id"]) for d in on_server}
-    by_name = {(flow_names[d["flow_id"]], d["name"]): d for d in on_server}
-    changes = []
-    for deployment in desired:
-        current = by_name.pop((deployment.flow_name, deployment.name), None)
-        if current is None:
-            current = client.deployment_by_name(deployment.flow_name, deployment.name)
-        if current is None:
-            changes.append(Change(deployment.full_name, "create"))
-        elif set_tag in current["tags"]:
-            changes.append(Change(deployment.full_name, "unchanged"))
-        else:
-            changes.append(Change(deployment.full_name, "update", _differences(deployment.body, current)))
+    existing = client.deployments_named(
+        sorted({d.flow_name for d in desired}), sorted({d.name for d in desired})
+    )
+    changes = compare(desired, existing, ours, project, take_over)
     if config.prune:
-        changes += [Change(f"{flow_names[d['flow_id']]}/{d['name']}", "prune") for d in by_name.values()]
+        wanted = {d.name for d in desired}
+        changes += [
+            Change(d["name"], "prune", current=d)
+            for d in client.deployments_tagged(ownership_tags(project))
+            if (d.get("labels") or {}).get(OWNER_LABEL) == ours and d["name"] not in wanted
+        ]
     return changes
-
-
-def _differences(body: dict[str, Any], current: dict[str, Any]) -> tuple[str, ...]:
-    """The fields of the desired body that the server's deployment does not match."""
-
-    def normal(key: str, value: Any) -> Any:
-        if key == "tags":
-            return sorted(t for t in value or [] if not t.startswith(SET_TAG_PREFIX))
-        if key == "schedules":
-            return [(s["schedule"], s.get("active", True)) for s in value or []]
-        if key == "work_queue_name":
-            return value or "default"
-        if key == "concurrency_options":
-            return (value or {}).get("collision_strategy")
-        return value
-
-    # The API answers concurrency_limit as null and the limit under global_concurrency_limit.
-    current = {**current, "concurrency_limit": (current.get("global_concurrency_limit") or {}).get("limit")}
-    differs = tuple(k for k in body if k != "name" and normal(k, body[k]) != normal(k, current.get(k)))
-    return differs or ("plugin version",)
-
-
-def _api_body(
-    deployment: DesiredDeployment, flow_id: str, version: str, schema: dict[str, Any]
-) -> dict[str, Any]:
-    return {
-        **deployment.body,
-        "tags": [*deployment.body["tags"], SET_TAG_PREFIX + version],
-        "flow_id": flow_id,
-        "version": version,
-        "parameter_openapi_schema": schema,
-    }
 
 
 def _process_pool_template() -> dict[str, Any]:

@@ -1,8 +1,10 @@
 """From config and project to the deployments that should exist: pure, no I/O.
 
-The whole desired set has one fingerprint, written on every deployment as a tag
-(`kph-set:<fp>`) and as its `version`. Counting the deployments with that tag is
-one 4 ms request; listing 50 full deployments takes the server 0.4 s (measured).
+Each deployment carries two labels: its owner (project, env and code location) and a
+fingerprint of its desired state, also its `version`. A session writes a deployment
+only when its fingerprint changed, and never one another owner registered. The
+whole set's fingerprint lives in one Prefect variable per project and env, so "nothing
+changed" costs one read of it and one count of the deployments.
 """
 
 from __future__ import annotations
@@ -13,13 +15,15 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from kedro_prefect_hooks.config import PrefectConfig
+from kedro_prefect_hooks.config import PrefectConfig, WorkPool
 from kedro_prefect_hooks.project import KedroProject
+from kedro_prefect_hooks.registration.source import pull_steps, source_identity
 from kedro_prefect_hooks.version import __version__
 
 MANAGED_TAG = "kedro-prefect-hooks"
 FLOW_ENTRYPOINT = "kedro_prefect_hooks.flow.kedro_pipeline"
-SET_TAG_PREFIX = "kph-set:"
+OWNER_LABEL = "kedro-prefect-hooks.owner"
+FINGERPRINT_LABEL = "kedro-prefect-hooks.fingerprint"
 _FORBIDDEN = re.compile(r"[/%&<>]")
 # Prefect's shortest heartbeat: with runs beating every 30 s, an automation can mark
 # a run CRASHED after 90 s of silence without ever catching a healthy one.
@@ -31,7 +35,9 @@ class DesiredDeployment:
     pipeline: str
     flow_name: str
     name: str
-    body: dict[str, Any]  # the API body, less flow_id, fingerprint and parameter schema
+    body: dict[str, Any]  # the API body, with its labels; less flow_id and parameter schema
+    pool: WorkPool  # the pool and job variables, checked against the pool's template before writing
+    fingerprint: str
 
     @property
     def full_name(self) -> str:
@@ -48,6 +54,16 @@ def ownership_tags(project: KedroProject) -> list[str]:
     return [MANAGED_TAG, f"kedro-project:{project.package}", f"kedro-env:{project.run_env}"]
 
 
+def owner(config: PrefectConfig, project: KedroProject) -> str:
+    """Who registers these deployments: project, env and where runs find the code."""
+    return f"project {project.package}, env {project.run_env}, {source_identity(config.source, project.path)}"
+
+
+def bookkeeping_variable(project: KedroProject) -> str:
+    """The Prefect variable holding the set's fingerprint (names: letters, digits, - and _)."""
+    return re.sub(r"[^A-Za-z0-9_-]", "-", f"kedro-prefect-hooks_{project.package}_{project.run_env}")
+
+
 def desired_deployments(
     config: PrefectConfig, project: KedroProject, pipelines: list[str], heartbeats: bool = False
 ) -> list[DesiredDeployment]:
@@ -57,31 +73,35 @@ def desired_deployments(
     environment, so any worker's runs do), for crash detection.
     """
     desired = []
+    owned_by = owner(config, project)
+    steps = pull_steps(config.source, project.path)
     for pipeline in pipelines:
         options = config.options_for(pipeline)
+        pool = config.pool_for(pipeline)
         fields = {"project": project.name, "pipeline": pipeline, "env": project.run_env}
         schedule = options.schedule
         name = sanitise(config.names.deployment.format(**fields))
+        flow_name = sanitise(config.names.flow.format(**fields))
         body: dict[str, Any] = {
             "name": name,
             "entrypoint": FLOW_ENTRYPOINT,
-            # The worker's process starts wherever the worker runs; this step moves it
-            # into the project, where the flow bootstraps Kedro.
-            "pull_steps": [
-                {"prefect.deployments.steps.set_working_directory": {"directory": str(project.path)}}
-            ],
+            # The worker's process starts wherever the worker runs; these steps move it
+            # into the project (cloning it first for a git source), where the flow bootstraps Kedro.
+            "pull_steps": steps,
             "parameters": {
                 "pipeline": pipeline,
                 "env": project.env,
                 **(options.parameters or {}),
             },
             "tags": list(dict.fromkeys([*ownership_tags(project), *(options.tags or [])])),
+            "labels": {OWNER_LABEL: owned_by},
             "description": options.description
-            or f"Kedro pipeline '{pipeline}' of project '{project.name}', registered by kedro-prefect-hooks.",
+            or f"Kedro pipeline '{pipeline}' of project '{project.name}' (env {project.run_env}), registered "
+            "by kedro-prefect-hooks; its labels record the owner and a fingerprint of this state.",
             "schedules": [{"schedule": schedule.to_api(), "active": schedule.active}] if schedule else [],
-            "work_pool_name": config.work_pool.name,
+            "work_pool_name": pool.name,
             "work_queue_name": options.work_queue,
-            "job_variables": _job_variables(config.work_pool.job_variables, heartbeats),
+            "job_variables": _job_variables(pool.job_variables, heartbeats),
             "concurrency_limit": options.concurrency_limit,
             "concurrency_options": {"collision_strategy": options.collision_strategy.upper()}
             if options.concurrency_limit
@@ -89,14 +109,10 @@ def desired_deployments(
             "paused": bool(options.paused),
             "enforce_parameter_schema": True,
         }
-        desired.append(
-            DesiredDeployment(
-                pipeline=pipeline,
-                flow_name=sanitise(config.names.flow.format(**fields)),
-                name=name,
-                body=body,
-            )
-        )
+        state = _hash([__version__, flow_name, body])
+        body["labels"][FINGERPRINT_LABEL] = state
+        body["version"] = state
+        desired.append(DesiredDeployment(pipeline, flow_name, name, body, pool, state))
     _reject_name_clashes(config, desired)
     return desired
 
@@ -121,16 +137,10 @@ def _reject_name_clashes(config: PrefectConfig, desired: list[DesiredDeployment]
             )
 
 
-def fingerprint(desired: list[DesiredDeployment]) -> str:
-    """One hash of the full desired state of every deployment, and of the plugin version."""
-    state = [__version__, *sorted((d.flow_name, d.name, d.body) for d in desired)]
-    digest = hashlib.sha256(json.dumps(state, sort_keys=True, default=str).encode())
-    return digest.hexdigest()[:16]
+def set_fingerprint(desired: list[DesiredDeployment]) -> str:
+    """One hash of every deployment's own fingerprint: what the bookkeeping variable holds."""
+    return _hash(sorted((d.flow_name, d.name, d.fingerprint) for d in desired))
 
 
-def stale(
-    desired: list[DesiredDeployment], on_server: list[dict[str, Any]], flow_ids: dict[str, str]
-) -> list[dict[str, Any]]:
-    """This project's deployments on the server that are no longer selected."""
-    wanted = {(flow_ids[d.flow_name], d.name) for d in desired}
-    return [d for d in on_server if (d["flow_id"], d["name"]) not in wanted]
+def _hash(state: Any) -> str:
+    return hashlib.sha256(json.dumps(state, sort_keys=True, default=str).encode()).hexdigest()[:16]
