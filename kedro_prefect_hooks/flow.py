@@ -29,11 +29,15 @@ def kedro_pipeline(
     from_nodes: list[str] | None = None,
     to_nodes: list[str] | None = None,
     namespaces: list[str] | None = None,
+    from_inputs: list[str] | None = None,
+    to_outputs: list[str] | None = None,
+    load_versions: dict[str, str] | None = None,
+    only_missing_outputs: bool = False,
 ) -> None:
     """Run Kedro pipeline `pipeline` of the project in the working directory, in env `env`.
 
     `params` override parameters.yml (Kedro runtime params); the other arguments
-    filter nodes as `kedro run` does.
+    are `kedro run`'s options of the same names.
     """
     from kedro.framework.session import KedroSession
     from kedro.framework.startup import bootstrap_project
@@ -60,6 +64,10 @@ def kedro_pipeline(
                 from_nodes=from_nodes,
                 to_nodes=to_nodes,
                 namespaces=namespaces,
+                from_inputs=from_inputs,
+                to_outputs=to_outputs,
+                load_versions=load_versions,
+                only_missing_outputs=only_missing_outputs,
             )
     finally:
         _publish(report)

@@ -19,6 +19,10 @@ FLOW_PARAMETERS: dict[str, Any] = {
     "from_nodes": list[str] | None,
     "to_nodes": list[str] | None,
     "namespaces": list[str] | None,
+    "from_inputs": list[str] | None,
+    "to_outputs": list[str] | None,
+    "load_versions": dict[str, str] | None,
+    "only_missing_outputs": bool,
 }
 
 
@@ -96,7 +100,7 @@ class DeploymentOptions(_Model):
     schedule: Schedule | None = None
     """When Prefect runs the deployment; see Schedule."""
     parameters: dict[str, Any] | None = None
-    """Preset flow parameters: params, tags, node_names, from_nodes, to_nodes, namespaces. E.g. {params: {model.test_size: 0.3}}."""
+    """Preset flow parameters: params, tags, node_names, from_nodes, to_nodes, namespaces, from_inputs, to_outputs, load_versions, only_missing_outputs. E.g. {params: {model.test_size: 0.3}}."""
     work_queue: str | None = None
     """Work queue of the pool; null: the pool's default queue."""
     concurrency_limit: int | None = Field(default=1, ge=1, le=MAX_CONCURRENCY_LIMIT)
@@ -123,7 +127,11 @@ class DeploymentOptions(_Model):
             try:
                 TypeAdapter(FLOW_PARAMETERS[name]).validate_python(given, strict=True)
             except ValidationError:
-                expected = "a mapping, e.g. {model.test_size: 0.3}" if name == "params" else "a list of names"
+                expected = {
+                    "params": "a mapping, e.g. {model.test_size: 0.3}",
+                    "load_versions": "a mapping of dataset names to versions",
+                    "only_missing_outputs": "true or false",
+                }.get(name, "a list of names")
                 raise ValueError(f"flow parameter `{name}` must be {expected}, got {given!r}") from None
         return value
 
