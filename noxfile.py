@@ -81,7 +81,7 @@ def tests_default(session: nox.Session) -> None:
 @nox.session(name="tests-oldest", python=interpreter("3.10"))
 def tests_oldest(session: nox.Session) -> None:
     """Every declared floor: the package's own requirements at their lowest, then the test tools around them."""
-    session.install("--resolution", "lowest-direct", "-e", ".[server]")
+    session.install("--resolution", "lowest-direct", "-e", ".[server,dask]")
     pins = Path(session.create_tmp()) / "floors.txt"
     python = str(Path(session.virtualenv.location) / "bin" / "python")
     freeze = [sys.executable, "-m", "uv", "pip", "freeze", "--exclude-editable", "--python", python]
@@ -118,7 +118,7 @@ def lint(session: nox.Session) -> None:
 @nox.session
 def types(session: nox.Session) -> None:
     # tomli: mypy reads the Python 3.10 branch of compat.py too
-    session.install("-e", ".", "mypy==2.4.1", "types-PyYAML", "types-python-dateutil", "tomli")
+    session.install("-e", ".[dask]", "mypy==2.4.1", "types-PyYAML", "types-python-dateutil", "tomli")
     session.run("mypy", "kedro_prefect_hooks")
 
 

@@ -77,7 +77,7 @@ def register_pipelines():
 
 PREFECT_YML = f"""
 defaults:
-  run: {{max_workers: {MAX_WORKERS}}}
+  run: {{task_runner: threads, max_workers: {MAX_WORKERS}}}
 deployments:
   sleepers_sequential:
     run: {{task_runner: sequential}}

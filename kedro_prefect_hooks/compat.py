@@ -73,6 +73,44 @@ def suggest_resume(runner: Any, pipeline: Any, done_nodes: list, catalog: Any) -
         suggest(pipeline, done_nodes, catalog)
 
 
+def resume_start_nodes(pipeline: Any, unfinished_nodes: list, catalog: Any) -> set[str]:
+    """Kedro's own resume rule: the nodes to start from so that every unfinished node runs, with
+    the nodes that must run again to remake in-memory inputs.
+
+    Private: `kedro.runner.runner._find_nodes_to_resume_from` (the same in Kedro 1.0-1.7).
+    If it is gone, every unfinished node and everything after it runs again from the
+    first one, which is safe but repeats more.
+    """
+    try:
+        from kedro.runner.runner import _find_nodes_to_resume_from
+    except ImportError:
+        return {node.name for node in unfinished_nodes}
+    return set(_find_nodes_to_resume_from(pipeline, unfinished_nodes, catalog))
+
+
+def run_catalog(context: Any, save_version: str, load_versions: dict[str, str] | None) -> Any:
+    """The catalog of a run with a given save version, as the session builds it for `session.run`.
+
+    Private: `KedroContext._get_catalog(save_version=..., load_versions=...)`, the only way
+    Kedro offers to build a catalog for a run that another process started. Used in
+    Dask worker processes, so that every process writes the run's one version.
+    """
+    from kedro.framework.project import settings
+
+    return context._get_catalog(
+        catalog_class=settings.DATA_CATALOG_CLASS, save_version=save_version, load_versions=load_versions
+    )
+
+
+def session_hook_manager(session: Any) -> Any:
+    """The session's hook manager, with the project's and plugins' hooks registered.
+
+    Private: `KedroSession._hook_manager` (no public accessor); used in Dask worker
+    processes so node and dataset hooks fire there as under `kedro run`.
+    """
+    return session._hook_manager
+
+
 def read_toml(path: Path) -> dict[str, Any]:
     """A TOML file (pyproject.toml, Prefect's profiles.toml); tomllib is 3.11+, tomli before."""
     return tomllib.loads(path.read_text())

@@ -42,6 +42,8 @@ def kedro_pipeline(
     from kedro.framework.session import KedroSession
     from kedro.framework.startup import bootstrap_project
 
+    from kedro_prefect_hooks.run.remote import RemoteRun
+    from kedro_prefect_hooks.run.resume import earlier_attempt
     from kedro_prefect_hooks.run.runner import PrefectRunner
 
     project_path = Path.cwd()
@@ -55,10 +57,12 @@ def kedro_pipeline(
         session = KedroSession.create(project_path=project_path, env=env, runtime_params=params)
         with kedro_logs_to_prefect(logger_names), session:
             report.save_version = session.session_id
+            remote = RemoteRun(str(project_path), env, params, pipeline, session.session_id, load_versions)
+            resume = earlier_attempt(artifact_key(pipeline))
             run_session(
                 session,
                 pipeline,
-                runner=PrefectRunner(options, report),
+                runner=PrefectRunner(options, report, remote, resume),
                 tags=tags,
                 node_names=node_names,
                 from_nodes=from_nodes,
@@ -103,7 +107,9 @@ def _publish(report: RunReport) -> None:
         create_markdown_artifact(
             markdown=report.markdown(),
             key=artifact_key(report.pipeline),
-            description=f"Kedro pipeline '{report.pipeline}': nodes and datasets of this run",
+            # A retried attempt reads the save version back from here (run/resume.py).
+            description=f"Kedro pipeline '{report.pipeline}': nodes and datasets of this run "
+            f"(save version {report.save_version})",
         )
     except Exception as exc:  # a report must not hide the run's own outcome
         get_run_logger().warning("Could not publish the run report artifact: %s", exc)

@@ -164,6 +164,90 @@ FLOW_PIPELINES = {
     """,
 }
 
+# Dask tests: independent nodes that say which process ran them, a chain through an
+# in-memory dataset, and a branch that fails.
+FLOW_PIPELINES["spread"] = """
+    import os
+
+    from kedro.pipeline import Pipeline, node
+
+
+    def part(x, i):
+        return {"pid": os.getpid(), "value": x * i}
+
+
+    def halve(value):
+        return value["value"] / 2
+
+
+    def keep(value, pid_of):
+        return {"pid": os.getpid(), "value": value, "pid_of_producer": pid_of["pid"]}
+
+
+    def gather(*parts):
+        return {"pids": sorted({p["pid"] for p in parts}), "total": sum(p["value"] for p in parts)}
+
+
+    def create_pipeline(**kwargs):
+        nodes = [node(part, ["params:start", f"params:factor_{i}"], f"spread_{i}", name=f"part_{i}") for i in range(4)]
+        nodes += [
+            node(halve, "spread_0", "halved", name="halve"),  # halved: in memory only
+            node(keep, ["halved", "spread_0"], "kept", name="keep"),
+            node(gather, [f"spread_{i}" for i in range(4)], "gathered", name="gather"),
+        ]
+        return Pipeline(nodes)
+"""
+FLOW_PIPELINES["spread_failing"] = """
+    from kedro.pipeline import Pipeline, node
+
+
+    def ok(x):
+        return x
+
+
+    def boom(x):
+        raise ValueError("boom in a worker")
+
+
+    def create_pipeline(**kwargs):
+        return Pipeline([
+            node(ok, "params:start", "spread_0", name="fine"),
+            node(boom, "params:start", "spread_1", name="breaks"),
+            node(ok, "spread_1", "spread_2", name="after_break"),
+        ])
+"""
+FLOW_PIPELINES["resumable"] = """
+    from pathlib import Path
+
+    from kedro.pipeline import Pipeline, node
+
+
+    def counted(x):
+        with open(Path("data") / "resumable-upstream-calls", "a") as calls:
+            calls.write("called\\n")
+        return x * 10
+
+
+    def in_memory(x):
+        return x + 1
+
+
+    def fails_first_time(persisted, remade):
+        marker = Path("data") / "resumable-attempted"
+        if not marker.exists():
+            marker.write_text("1")
+            raise RuntimeError("the first attempt fails here")
+        return persisted + remade
+
+
+    def create_pipeline(**kwargs):
+        return Pipeline([
+            node(counted, "params:start", "upstream", name="upstream_node"),
+            node(in_memory, "params:start", "remade_in_memory", name="memory_node"),
+            node(fails_first_time, ["upstream", "remade_in_memory"], "resumed_result", name="flaky_node"),
+        ])
+"""
+
 FLOW_NODES = """
 import logging
 
@@ -199,6 +283,22 @@ result:
 ok_out:
   type: json.JSONDataset
   filepath: data/02_intermediate/ok_out.json
+"spread_{i}":
+  type: json.JSONDataset
+  filepath: data/07_model_output/spread_{i}.json
+kept:
+  type: json.JSONDataset
+  filepath: data/07_model_output/kept.json
+gathered:
+  type: json.JSONDataset
+  filepath: data/08_reporting/gathered.json
+upstream:
+  type: json.JSONDataset
+  filepath: data/02_intermediate/upstream.json
+  versioned: true
+resumed_result:
+  type: json.JSONDataset
+  filepath: data/08_reporting/resumed_result.json
 """
 
 HOOK_RECORDER = '''
@@ -273,7 +373,9 @@ def add_flow_pipelines(project: Path) -> Path:
     (project / "data").mkdir(exist_ok=True)
     (package / "pipeline_registry.py").write_text(FLOW_REGISTRY)
     (project / "conf" / "base" / "catalog.yml").write_text(FLOW_CATALOG)
-    (project / "conf" / "base" / "parameters.yml").write_text("start: 3\nnap: 0.5\n")
+    (project / "conf" / "base" / "parameters.yml").write_text(
+        "start: 3\nnap: 0.5\n" + "".join(f"factor_{i}: {i + 1}\n" for i in range(4))
+    )
     with open(package / "settings.py", "a") as settings:
         settings.write(HOOK_RECORDER)
     return project

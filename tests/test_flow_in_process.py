@@ -43,7 +43,7 @@ def test_sequential_runs_one_node_at_a_time(run_flow):
 
 
 def test_max_workers_bounds_the_threads(run_flow):
-    state, tasks = run_flow("defaults: {run: {max_workers: 2}}\n", "sleepy")
+    state, tasks = run_flow("defaults: {run: {task_runner: threads, max_workers: 2}}\n", "sleepy")
     assert state.is_completed(), state.message
     ordered = spans(tasks)
     # With two threads, the third node starts only after one of the first two ended.

@@ -24,6 +24,8 @@ defaults:
 deployments:
   namespaced:
     run: {group_by: namespace}
+  sleepy:
+    run: {task_runner: threads}
 """
 
 

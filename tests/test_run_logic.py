@@ -7,7 +7,7 @@ from kedro.pipeline import Pipeline, node, pipeline
 
 from kedro_prefect_hooks.config import parse_config
 from kedro_prefect_hooks.run.report import RunReport, artifact_key, describe_dataset
-from kedro_prefect_hooks.run.runner import work_units
+from kedro_prefect_hooks.run.units import work_units
 
 
 def inc(x):
@@ -78,19 +78,19 @@ def test_per_pipeline_run_options_merge_key_by_key():
     config = parse_config(
         {
             "defaults": {"run": {"max_workers": 3, "node_tags": {"a": {"retries": 1}}}},
-            "deployments": {"p": {"run": {"task_runner": "sequential", "node_tags": {"b": {"retries": 2}}}}},
+            "deployments": {"p": {"run": {"task_runner": "threads", "node_tags": {"b": {"retries": 2}}}}},
         }
     )
     run = config.options_for("p").run
-    assert (run.task_runner, run.max_workers) == ("sequential", 3)
+    assert (run.task_runner, run.max_workers) == ("threads", 3)
     assert set(run.node_tags) == {"a", "b"}
-    assert config.options_for("other").run.task_runner == "threads"
+    assert config.options_for("other").run.task_runner == "sequential"  # the default, as `kedro run`
 
 
 @pytest.mark.parametrize(
     "run",
     [
-        {"task_runner": "dask"},
+        {"task_runner": "processes"},
         {"max_workers": 0},
         {"group_by": "layer"},
         {"node_tags": {"t": {"retries": -1}}},
@@ -154,3 +154,66 @@ def test_datasets_are_released_once_no_later_node_loads_them():
     assert released == []  # "b" is still needed by n3; "a" is a pipeline input, "c" an output
     _release_datasets(by_name["n3"], Catalog(), counts, whole.inputs(), whole.outputs())
     assert released == ["b"]
+
+
+def test_memory_groups_join_nodes_through_in_memory_datasets_only():
+    from kedro.io import DataCatalog, MemoryDataset
+    from kedro_datasets.json import JSONDataset
+
+    catalog = DataCatalog(
+        datasets={"persisted": JSONDataset(filepath="p.json"), "declared_mem": MemoryDataset()}
+    )
+    whole = Pipeline(
+        [
+            node(inc, "params:x", "free", name="a"),  # "free" is not in the catalog: memory
+            node(inc, "free", "persisted", name="b"),
+            node(inc, "persisted", "declared_mem", name="c"),
+            node(inc, "declared_mem", "out", name="d"),
+            node(inc, "params:x", "persisted_too", name="e"),
+        ]
+    )
+    catalog["persisted_too"] = JSONDataset(filepath="q.json")
+    units = {u.name: u for u in work_units(whole, "memory", catalog)}
+    assert {name: u.node_names for name, u in units.items()} == {
+        "a (+1)": ["a", "b"],
+        "c (+1)": ["c", "d"],
+        "e": ["e"],
+    }
+    assert units["c (+1)"].parents == ["a (+1)"]
+
+
+def test_memory_groups_that_would_depend_on_each_other_are_merged():
+    """A -memory-> B and A -> C -> B: grouping A with B alone would make a cycle with C (kedro-airflow's bug)."""
+    from kedro.io import DataCatalog
+    from kedro_datasets.json import JSONDataset
+
+    catalog = DataCatalog(
+        datasets={"f1": JSONDataset(filepath="1.json"), "f2": JSONDataset(filepath="2.json")}
+    )
+    cyclic = Pipeline(
+        [
+            node(lambda x: (x, x), "params:x", ["mem", "f1"], name="A"),
+            node(inc, "f1", "f2", name="C"),
+            node(lambda m, f: m, ["mem", "f2"], "out", name="B"),
+        ]
+    )
+    [unit] = work_units(cyclic, "memory", catalog)
+    assert sorted(unit.node_names) == ["A", "B", "C"]
+
+
+def test_in_memory_handoffs_between_units_are_named():
+    from kedro.io import DataCatalog
+
+    from kedro_prefect_hooks.run.units import memory_handoffs
+
+    chain = Pipeline([node(inc, "params:x", "mem", name="one"), node(inc, "mem", "out", name="two")])
+    catalog = DataCatalog()
+    assert memory_handoffs(work_units(chain, "none", catalog), chain, catalog) == ["mem"]
+    assert memory_handoffs(work_units(chain, "memory", catalog), chain, catalog) == []
+
+
+def test_under_dask_the_default_grouping_is_memory():
+    assert parse_config({"defaults": {"run": {"task_runner": "dask"}}}).defaults.run.grouping == "memory"
+    assert parse_config({}).defaults.run.grouping == "none"
+    dask = parse_config({"defaults": {"run": {"task_runner": "dask", "group_by": "namespace"}}}).defaults.run
+    assert dask.grouping == "namespace"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from kedro_prefect_hooks.config.base import _Model
 
@@ -20,15 +20,36 @@ class TaskOptions(_Model):
     """A node (task) running longer fails; null: no limit."""
 
 
+class DaskOptions(_Model):
+    """The Dask cluster of `task_runner: dask` (`run.dask`): an existing scheduler, or a temporary local one."""
+
+    address: str | None = None
+    """An existing scheduler, e.g. "tcp://dask-scheduler:8786"; null: a temporary local cluster of processes."""
+    n_workers: int = Field(default=2, ge=1)
+    """Worker processes of the temporary local cluster."""
+    threads_per_worker: int = Field(default=1, ge=1)
+    """Threads in each of those processes."""
+
+    @model_validator(mode="after")
+    def _address_or_local(self) -> DaskOptions:
+        if self.address is not None and self.model_fields_set & {"n_workers", "threads_per_worker"}:
+            raise ValueError(
+                "give `address` (an existing scheduler) or `n_workers`/`threads_per_worker`, not both"
+            )
+        return self
+
+
 class RunOptions(_Model):
     """How a flow run executes the pipeline's nodes; read inside the run, so no re-registration."""
 
-    task_runner: Literal["threads", "sequential"] = "threads"
-    """threads: a node starts as soon as its Kedro parents completed; sequential: one at a time, in the flow thread."""
+    task_runner: Literal["sequential", "threads", "dask"] = "sequential"
+    """sequential: one node at a time, as `kedro run`; threads: a node starts once its parents completed (see the caveat); dask: tasks in Dask worker processes (pip install 'kedro-prefect-hooks[dask]')."""
     max_workers: int = Field(default=8, ge=1)
     """Threads running nodes at once (threads only)."""
-    group_by: Literal["none", "namespace"] = "none"
-    """namespace: one Prefect task per top-level namespace instead of one per node."""
+    group_by: Literal["none", "namespace", "memory"] | None = None
+    """none: one task per node; namespace: one per top-level namespace; memory: nodes joined by in-memory datasets form one task. Default: memory under dask, else none."""
+    dask: DaskOptions = Field(default_factory=DaskOptions)
+    """The cluster for `task_runner: dask`."""
     retries: int = Field(default=0, ge=0)
     """Prefect task retries of a failed node."""
     retry_delay_seconds: float = Field(default=0, ge=0)
@@ -37,6 +58,11 @@ class RunOptions(_Model):
     """A node (task) running longer fails; null: no limit."""
     node_tags: dict[str, TaskOptions] = Field(default_factory=dict)
     """Per Kedro node tag: retries, retry_delay_seconds, timeout_seconds; the largest value of matching tags wins. E.g. {flaky: {retries: 3}}."""
+
+    @property
+    def grouping(self) -> str:
+        """The grouping in force: under dask, tasks in other processes can only share persisted data."""
+        return self.group_by or ("memory" if self.task_runner == "dask" else "none")
 
     def task_options(self, tags: set[str] | frozenset[str]) -> TaskOptions:
         """Retries, delay and timeout for a node (or group) with `tags`.

@@ -55,6 +55,25 @@ class RunReport:
             record.state = "failed" if error else "completed"
             record.error = f"{type(error).__name__}: {error}" if error else None
 
+    def skipped(self, node: str, reason: str) -> None:
+        """A node a resumed attempt does not run again."""
+        with self._lock:
+            record = self.nodes.setdefault(node, NodeRecord(node))
+            record.state = "skipped"
+            record.error = reason
+
+    def failed_node(self) -> str | None:
+        """The first node that failed in this process, if any."""
+        with self._lock:
+            return next((r.name for r in self.nodes.values() if r.state == "failed"), None)
+
+    def failed_remotely(self, node: str, error: str) -> None:
+        """A node failed in another process (a Dask worker), which reports only its name and error."""
+        with self._lock:
+            record = self.nodes.setdefault(node, NodeRecord(node))
+            record.state, record.error = "failed", error
+            record.attempts = max(record.attempts, 1)
+
     def completed_nodes(self) -> list[str]:
         return [r.name for r in self.nodes.values() if r.state == "completed"]
 

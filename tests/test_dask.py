@@ -1,0 +1,175 @@
+"""Tasks on Dask: a temporary local cluster of processes and an external scheduler with two workers,
+both real; outputs equal `kedro run`'s, failures stop what depends on them."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from kedro_prefect_hooks.local.server import free_port
+
+from conftest import kedro
+from kedro_projects import add_flow_pipelines
+from prefect_runs import settled_logs, task_runs
+
+pytest.importorskip("prefect_dask")
+
+BIN = Path(sys.executable).parent
+
+
+@pytest.fixture
+def run_flow(api_url, make_project, monkeypatch):
+    """Runs a pipeline of a fresh flow-test project in this process, as a worker's flow run would."""
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    def run(prefect_yml: str, pipeline: str, **parameters):
+        project = add_flow_pipelines(make_project(prefect_yml))
+        monkeypatch.chdir(project)
+        from kedro_prefect_hooks.flow import kedro_pipeline
+
+        with temporary_settings({PREFECT_API_URL: api_url}):
+            state = kedro_pipeline(pipeline=pipeline, return_state=True, **parameters)
+        return project, state, task_runs(api_url, str(state.state_details.flow_run_id))
+
+    return run
+
+
+def outputs(project: Path) -> dict:
+    folder = project / "data"
+    return {
+        "gathered": json.loads((folder / "08_reporting" / "gathered.json").read_text()),
+        "kept": json.loads((folder / "07_model_output" / "kept.json").read_text()),
+        "parts": [
+            json.loads((folder / "07_model_output" / f"spread_{i}.json").read_text()) for i in range(4)
+        ],
+    }
+
+
+def test_a_local_cluster_runs_tasks_in_worker_processes_with_kedro_run_outputs(api_url, run_flow):
+    project, state, tasks = run_flow("defaults: {run: {task_runner: dask}}\n", "spread")
+    assert state.is_completed(), state.message
+    # group_by: memory (the default under dask): halve and keep share the in-memory "halved"
+    assert set(tasks) == {"part_0", "part_1", "part_2", "part_3", "halve (+1)", "gather"}
+    found = outputs(project)
+    worker_pids = {p["pid"] for p in found["parts"]} | {found["kept"]["pid"]}
+    assert os.getpid() not in worker_pids and len(worker_pids) >= 2
+    assert found["kept"]["value"] == 1.5 and found["gathered"]["total"] == 30
+
+    plain = kedro(project, "run", "--pipeline", "spread")  # the same pipeline under `kedro run`
+    assert plain.returncode == 0, plain.stderr
+    again = outputs(project)
+    assert {k: v for k, v in again["gathered"].items() if k != "pids"} == {
+        k: v for k, v in found["gathered"].items() if k != "pids"
+    }
+    assert again["kept"]["value"] == found["kept"]["value"]
+
+    hooks = [
+        json.loads(line) for line in (project / "data" / "hooks-in-process.jsonl").read_text().splitlines()
+    ]
+    assert {c["node"] for c in hooks if c["hook"] == "before_node_run"} >= {"part_0", "gather", "keep"}
+    assert [c["hook"] for c in hooks].count("before_pipeline_run") == 2  # the flow's, then `kedro run`'s
+
+    logs = settled_logs(
+        api_url,
+        str(state.state_details.flow_run_id),
+        "Running node: gather: gather([spread_0;spread_1;spread_2;spread_3]) -> [gathered]",
+    )
+    assert any("Running node: part_3" in m for m in logs)  # Kedro's lines, from the worker processes
+
+
+def test_a_failing_node_on_dask_fails_the_run_with_nothing_downstream(run_flow):
+    project, state, tasks = run_flow("defaults: {run: {task_runner: dask}}\n", "spread_failing")
+    assert state.is_failed()
+    assert "Kedro node 'breaks' failed: ValueError: boom in a worker" in state.message
+    assert "--from-nodes breaks" in state.message
+    assert tasks["breaks"]["state"]["type"] == "FAILED" and "after_break" not in tasks
+    assert (project / "data" / "07_model_output" / "spread_0.json").exists()  # the independent node ran
+
+
+def test_in_memory_data_between_processes_is_refused_before_any_node_runs(run_flow):
+    project, state, tasks = run_flow("defaults: {run: {task_runner: dask, group_by: none}}\n", "spread")
+    assert state.is_failed()
+    assert "['halved']" in state.message and "Declare them in the catalog" in state.message
+    assert tasks == {} and not (project / "data" / "07_model_output").exists()
+
+
+def test_an_external_scheduler_and_two_workers(api_url, run_flow, tmp_path):
+    port = free_port()
+    env = {**os.environ, "KEDRO_DISABLE_TELEMETRY": "1", "DO_NOT_TRACK": "1"}
+    elsewhere = tmp_path / "dask"
+    elsewhere.mkdir()
+    logs = [open(elsewhere / f"{name}.log", "w") for name in ("scheduler", "worker-1", "worker-2")]  # noqa: SIM115
+    processes = [
+        subprocess.Popen(
+            [str(BIN / "dask"), "scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard"],
+            cwd=elsewhere,
+            env=env,
+            stdout=logs[0],
+            stderr=subprocess.STDOUT,
+        )
+    ]
+    time.sleep(3)
+    processes += [
+        subprocess.Popen(
+            [
+                str(BIN / "dask"),
+                "worker",
+                f"tcp://127.0.0.1:{port}",
+                "--nworkers",
+                "1",
+                "--nthreads",
+                "1",
+                "--no-dashboard",
+            ],
+            cwd=elsewhere,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        for log in logs[1:]
+    ]
+    try:
+        time.sleep(5)
+        project, state, _ = run_flow(
+            f"defaults: {{run: {{task_runner: dask, dask: {{address: 'tcp://127.0.0.1:{port}'}}}}}}\n",
+            "spread",
+        )
+        assert state.is_completed(), state.message + "".join(
+            p.read_text()[-2000:] for p in elsewhere.glob("*.log")
+        )
+        found = outputs(project)
+        worker_pids = {p["pid"] for p in found["parts"]}
+        assert len(worker_pids) == 2 and os.getpid() not in worker_pids
+        assert worker_pids <= {p.pid for p in processes[1:]} | _children(processes[1:])
+        assert found["gathered"]["total"] == 30
+    finally:
+        for process in reversed(processes):
+            process.terminate()
+        for process in processes:
+            process.wait(timeout=30)
+        for log in logs:
+            log.close()
+        shutil.rmtree(elsewhere, ignore_errors=True)
+
+
+def _children(processes: list[subprocess.Popen]) -> set[int]:
+    """`dask worker` runs its worker in a child process (a nanny)."""
+    parents = {p.pid for p in processes}
+    found = set()
+    for proc in Path("/proc").iterdir():
+        try:
+            if (
+                proc.name.isdigit()
+                and int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1]) in parents
+            ):
+                found.add(int(proc.name))
+        except (OSError, ValueError, IndexError):
+            continue
+    return found

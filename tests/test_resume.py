@@ -1,0 +1,89 @@
+"""Retrying a failed flow run, as the UI's Retry does, resumes where it failed: a real worker and server."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import httpx
+import pytest
+
+from conftest import open_session, project_deployments
+from kedro_projects import add_flow_pipelines, copy_project
+from prefect_runs import TERMINAL, run_artifacts, settled_logs, trigger, wait_for_run
+
+
+@pytest.fixture
+def resumable(prefect_server, project_template, tmp_path, monkeypatch):
+    project = add_flow_pipelines(copy_project(project_template, tmp_path, "pipelines: [resumable]\n"))
+    monkeypatch.setenv("PREFECT_API_URL", prefect_server)
+    open_session(project)
+    [deployment] = project_deployments(prefect_server, project)
+    return project, deployment
+
+
+def retry_like_the_ui(api_url: str, flow_run_id: str) -> None:
+    """What the Retry button sends (Prefect's UI v2)."""
+    response = httpx.post(
+        f"{api_url}/flow_runs/{flow_run_id}/set_state",
+        json={
+            "state": {"type": "SCHEDULED", "name": "AwaitingRetry", "message": "Retry from the UI"},
+            "force": True,
+        },
+        timeout=10,
+    )
+    response.raise_for_status()
+
+
+def wait_for_attempt(api_url: str, flow_run_id: str, attempt: int, timeout: float = 180) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        run = httpx.get(f"{api_url}/flow_runs/{flow_run_id}", timeout=10).json()
+        if run["run_count"] >= attempt and run["state"]["type"] in TERMINAL:
+            return run
+        time.sleep(0.5)
+    raise TimeoutError(f"attempt {attempt} of {flow_run_id} did not end: {run['state']}")
+
+
+def test_retry_skips_completed_persisted_nodes_and_remakes_in_memory_ones(
+    prefect_server, process_worker, resumable
+):
+    project, deployment = resumable
+    first = wait_for_run(prefect_server, trigger(prefect_server, deployment["id"]))
+    assert first["state"]["type"] == "FAILED"
+    message = first["state"]["message"]
+    assert "Kedro node 'flaky_node' failed: RuntimeError: the first attempt fails here" in message
+    assert (
+        "Retry this flow run" in message and "kedro prefect run resumable --from-nodes flaky_node" in message
+    )
+
+    retry_like_the_ui(prefect_server, first["id"])
+    second = wait_for_attempt(prefect_server, first["id"], attempt=2)
+    assert second["state"]["type"] == "COMPLETED", second["state"]["message"]
+
+    calls = (project / "data" / "resumable-upstream-calls").read_text().splitlines()
+    assert calls == ["called"]  # the persisted upstream node ran once
+    result = json.loads((project / "data" / "08_reporting" / "resumed_result.json").read_text())
+    assert result == 30 + 4  # upstream's saved output, and the in-memory input made again
+
+    runs = httpx.post(
+        f"{prefect_server}/task_runs/filter", json={"flow_runs": {"id": {"any_": [first["id"]]}}}, timeout=10
+    ).json()
+    by_attempt = {(r["name"], r["flow_run_run_count"]) for r in runs}
+    assert {name for name, attempt in by_attempt if attempt == 2} == {"memory_node", "flaky_node"}
+    assert ("upstream_node", 1) in by_attempt
+
+    logs = settled_logs(
+        prefect_server,
+        first["id"],
+        "Resuming: running memory_node again: their in-memory outputs feed nodes that run now",
+    )
+    assert any(
+        m.startswith("Resuming: skipping upstream_node: completed in an earlier attempt") for m in logs
+    )
+    assert any("Resuming: loading 'upstream' at version" in m for m in logs)
+    reports = [a for a in run_artifacts(prefect_server, first["id"]) if a["key"] == "kedro-resumable"]
+    latest = max(reports, key=lambda artifact: artifact["created"])
+    assert (
+        "| `upstream_node` | skipped: completed in an earlier attempt (this is attempt 2)" in latest["data"]
+    )
