@@ -3,8 +3,10 @@
 1. A small `kedro run` with the hook (deployments already current) against the same
    run without the hook, interleaved, medians and their ratio. Also with the API down
    (connection refused) and silent (accepts, never answers; default 2 s timeout).
-2. Registering 50 pipelines: first time, then again when nothing changed, each in a
-   fresh process as a Kedro command would (the first includes importing prefect).
+2. Registering 50 pipelines: first time, again when nothing changed, then when one
+   pipeline's options changed (only that deployment is written), each in a fresh
+   process as a Kedro command would (the first includes importing prefect).
+Heavy pipeline imports at session start: benchmarks/session_start.py.
 
 Run: .venv/bin/python benchmarks/registration.py [--repeat 7]
 """
@@ -39,7 +41,10 @@ from kedro_prefect_hooks.registration.apply import register
 names = [f"pipeline_{i:02d}" for i in range(50)]
 project = KedroProject(name="Bench Fifty", package="bench_fifty", path=Path.cwd(), env=None, run_env="local")
 t1 = time.perf_counter()
-config = parse_config({"pipelines": names, "defaults": {"schedule": {"cron": "0 6 * * *"}}})
+raw = {"pipelines": names, "defaults": {"schedule": {"cron": "0 6 * * *"}}}
+if sys.argv[1] == "one changed":
+    raw["deployments"] = {"pipeline_07": {"tags": ["changed"]}}
+config = parse_config(raw)
 outcome = register(config, project, config.selected_pipelines(names), resolve_api(None))
 t2 = time.perf_counter()
 print(f"{t2 - t1:.3f} {t1 - t0:.3f} {len(outcome.written)} {len(outcome.unchanged)}")
@@ -95,9 +100,9 @@ def main() -> None:
 
             register_env = {**env, "PREFECT_API_URL": api_url}
             print("register 50 pipelines, each in a fresh process (register() call; plugin import apart):")
-            for label in ("first time", "nothing changed"):
+            for label in ("first time", "nothing changed", "one changed"):
                 result = subprocess.run(
-                    [sys.executable, "-c", REGISTER_50],
+                    [sys.executable, "-c", REGISTER_50, label],
                     cwd=root,
                     env=register_env,
                     capture_output=True,

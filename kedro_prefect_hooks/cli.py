@@ -248,11 +248,11 @@ def server_stop(metadata) -> None:
     click.echo(f"local server: {stop_local_server(project_path)}")
 
 
-def _selected(config, names: tuple[str, ...]) -> list[str]:
+def _selected(config, project, names: tuple[str, ...]) -> list[str]:
     from kedro_prefect_hooks.config import ConfigError
     from kedro_prefect_hooks.project import registered_pipelines
 
-    available = registered_pipelines().names
+    available = registered_pipelines(project).names
     try:
         selected = config.selected_pipelines(available)
     except ConfigError as exc:
@@ -328,8 +328,8 @@ def register(metadata, env: str | None, pipelines: tuple[str, ...], dry_run: boo
     from kedro_prefect_hooks.registration.connection import PrefectApiError
 
     config, api, loader = _config_and_api(metadata, env)
-    selected = _selected(config, pipelines)
     project = _kedro_project(metadata, loader, env)
+    selected = _selected(config, project, pipelines)
     try:
         if dry_run:
             for change in preview(config, project, selected, api, take_over):
@@ -367,7 +367,9 @@ def list_deployments(metadata, env: str | None) -> None:
 
     config, api, loader = _config_and_api(metadata, env)
     project = _kedro_project(metadata, loader, env)
-    desired = desired_deployments(config, project, _selected(config, ()), crash_detection(config, api))
+    desired = desired_deployments(
+        config, project, _selected(config, project, ()), crash_detection(config, api)
+    )
     ours = owner(config, project)
     client = PrefectApi(api, config.timeout)
     try:
@@ -475,8 +477,8 @@ def run(
     from kedro_prefect_hooks.registration.plan import desired_deployments
 
     config, api, loader = _config_and_api(metadata, env)
-    selected = _selected(config, (pipeline,))
-    (deployment,) = desired_deployments(config, _kedro_project(metadata, loader, env), selected)
+    project = _kedro_project(metadata, loader, env)
+    (deployment,) = desired_deployments(config, project, _selected(config, project, (pipeline,)))
     client = PrefectApi(api, config.timeout)
     try:
         found = client.deployment_by_name(deployment.flow_name, deployment.name)

@@ -15,6 +15,7 @@ from prefect.artifacts import create_markdown_artifact
 
 from kedro_prefect_hooks.compat import run_session
 from kedro_prefect_hooks.project import load_project_config
+from kedro_prefect_hooks.run.console import plain_console
 from kedro_prefect_hooks.run.logs import kedro_logs_to_prefect
 from kedro_prefect_hooks.run.report import RunReport, artifact_key
 
@@ -55,7 +56,7 @@ def kedro_pipeline(
     logger_names = ["kedro", metadata.package_name, "kedro_prefect_hooks"]
     try:
         session = KedroSession.create(project_path=project_path, env=env, runtime_params=params)
-        with kedro_logs_to_prefect(logger_names), session:
+        with plain_console(), kedro_logs_to_prefect(logger_names), session:
             report.save_version = session.session_id
             remote = RemoteRun(str(project_path), env, params, pipeline, session.session_id, load_versions)
             resume = earlier_attempt(artifact_key(pipeline))

@@ -48,8 +48,9 @@ class PrefectHook:
             return
         if not config.enabled:
             return
+        project = describe_project(context.project_path, context.env, context.config_loader)
         try:
-            found = registered_pipelines()
+            found = registered_pipelines(project)
         except Exception as exc:  # a broken registry is the command's to report, not ours
             logger.warning("kedro-prefect-hooks: nothing registered; loading the pipelines failed: %s", exc)
             return
@@ -64,7 +65,6 @@ class PrefectHook:
             )
         else:
             pipelines = config.selected_pipelines(found.names)
-        project = describe_project(context.project_path, context.env, context.config_loader)
         prune = config.prune and not found.problems
         try:
             api = find_api(config, project.path)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
+import importlib.util
+import json
 import os
 import sys
 import warnings
@@ -12,6 +15,7 @@ from typing import Any
 from kedro_prefect_hooks.compat import all_pipelines_visible, read_toml
 from kedro_prefect_hooks.config import PrefectConfig
 from kedro_prefect_hooks.config.loader import load_config
+from kedro_prefect_hooks.local.processes import state_dir, write_private
 
 
 @dataclass(frozen=True)
@@ -44,8 +48,30 @@ class FoundPipelines:
     problems: list[str]  # what the registry warned about, e.g. a pipeline module that failed to import
 
 
-def registered_pipelines() -> FoundPipelines:
+def registered_pipelines(project: KedroProject) -> FoundPipelines:
     """Every pipeline the project registers, even when the command asked for a few.
+
+    Importing pipeline modules can take seconds (scikit-learn, plotting), so the names
+    are kept in .kedro-prefect/pipelines.json with a fingerprint of the package's
+    Python files; while no file changed, no pipeline module is imported. A pipeline
+    added, removed or renamed changes a file, so the next session looks again.
+    """
+    fingerprint = _package_fingerprint(project.package)
+    cache = state_dir(project.path) / "pipelines.json"
+    try:
+        cached = json.loads(cache.read_text())
+        if cached.get("fingerprint") == fingerprint and fingerprint:
+            return FoundPipelines(list(cached["names"]), [])
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    found = _load_registry()
+    if not found.problems and fingerprint:  # a failed import may be fixed without touching a file
+        write_private(cache, json.dumps({"fingerprint": fingerprint, "names": found.names}))
+    return found
+
+
+def _load_registry() -> FoundPipelines:
+    """The registry's pipeline names, loading every pipeline.
 
     Since Kedro 1.5, `kedro run --pipelines a` makes the registry load only `a`;
     the filter is lifted for this one read and put back, so the run loads what it asked.
@@ -61,6 +87,20 @@ def registered_pipelines() -> FoundPipelines:
         warnings.showwarning(warning.message, warning.category, warning.filename, warning.lineno)
     problems = [str(w.message).splitlines()[0] for w in caught if "kedro" in Path(w.filename).parts]
     return FoundPipelines(names, problems)
+
+
+def _package_fingerprint(package: str) -> str:
+    """A hash of the path, size and modification time of every Python file of the package; "" if unknown."""
+    spec = importlib.util.find_spec(package)
+    folders = list(spec.submodule_search_locations or []) if spec else []
+    stats = []
+    for folder in folders:
+        for root, dirs, files in os.walk(folder):
+            dirs[:] = sorted(d for d in dirs if d != "__pycache__")
+            for name in sorted(f for f in files if f.endswith(".py")):
+                stat = os.stat(os.path.join(root, name))
+                stats.append(f"{os.path.join(root, name)}:{stat.st_size}:{stat.st_mtime_ns}")
+    return hashlib.sha256("\n".join(stats).encode()).hexdigest()[:16] if stats else ""
 
 
 def inside_prefect_run() -> bool:

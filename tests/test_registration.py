@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import shutil
 import sys
 
 import httpx
@@ -60,25 +61,59 @@ def test_second_session_changes_nothing(api_url, make_project):
     assert first == second and len(first) == 3
 
 
-def test_current_deployments_cost_no_prefect_import(api_url, make_project):
-    """The fast path: when the server is current, the session never imports prefect."""
-    project = make_project("pipelines: all\n")
-    open_session(project)  # registers
-    script = (
-        "import sys\n"
-        "from pathlib import Path\n"
-        "from kedro.framework.session import KedroSession\n"
-        "from kedro.framework.startup import bootstrap_project\n"
-        "bootstrap_project(Path.cwd())\n"
-        "KedroSession.create(project_path=Path.cwd()).load_context()\n"
-        "print('prefect imported:', 'prefect' in sys.modules)\n"
-    )
+SESSION_SCRIPT = """
+import sys
+from pathlib import Path
+from kedro.framework.session import KedroSession
+from kedro.framework.startup import bootstrap_project
+bootstrap_project(Path.cwd())
+KedroSession.create(project_path=Path.cwd()).load_context()
+print("prefect imported:", "prefect" in sys.modules)
+print("pipeline modules:", sorted(m for m in sys.modules if ".pipelines." in m))
+"""
+
+
+def session_in_a_new_process(project):
+    """A Kedro command's session in a fresh interpreter: what it imported."""
     import subprocess
 
     out = subprocess.run(
-        [sys.executable, "-c", script], cwd=project, capture_output=True, text=True, check=True
+        [sys.executable, "-c", SESSION_SCRIPT], cwd=project, capture_output=True, text=True, check=True
     ).stdout
-    assert "prefect imported: False" in out
+    return "prefect imported: True" in out, out.split("pipeline modules: ")[1].strip()
+
+
+def test_when_nothing_changed_neither_prefect_nor_pipeline_modules_are_imported(api_url, make_project):
+    """The fast path: a server read and a count; pipeline modules can take seconds to import."""
+    project = make_project("pipelines: all\n")
+    open_session(project)  # registers, and keeps the pipeline names with the files' fingerprint
+    prefect_imported, pipeline_modules = session_in_a_new_process(project)
+    assert not prefect_imported and pipeline_modules == "[]"
+
+
+def package_of(project):
+    return next(p for p in (project / "src").iterdir() if p.name.startswith("proj_"))
+
+
+@pytest.mark.parametrize("change", ["add", "remove", "rename"])
+def test_a_pipeline_added_removed_or_renamed_is_seen_at_the_next_session(api_url, make_project, change):
+    project = make_project("pipelines: all\nprune: true\n")
+    session_in_a_new_process(project)
+    pipelines = package_of(project) / "pipelines"
+    if change == "add":
+        shutil.copytree(pipelines / "data_science", pipelines / "reporting")
+    elif change == "remove":
+        shutil.rmtree(pipelines / "data_science")
+    else:
+        (pipelines / "data_science").rename(pipelines / "modelling")
+    session_in_a_new_process(project)
+    names = [d["name"] for d in project_deployments(api_url, project)]
+    expected = {
+        "add": ["__default__", "data_processing", "data_science", "reporting"],
+        "remove": ["__default__", "data_processing"],
+        "rename": ["__default__", "data_processing", "modelling"],
+    }
+    assert names == expected[change]
 
 
 def test_update_sends_full_state(api_url, make_project):

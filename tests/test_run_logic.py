@@ -217,3 +217,26 @@ def test_under_dask_the_default_grouping_is_memory():
     assert parse_config({}).defaults.run.grouping == "none"
     dask = parse_config({"defaults": {"run": {"task_runner": "dask", "group_by": "namespace"}}}).defaults.run
     assert dask.grouping == "namespace"
+
+
+def test_during_a_run_the_console_gets_plain_lines_and_gets_its_rich_handler_back():
+    import io
+    import logging
+
+    from kedro.logging import RichHandler
+
+    from kedro_prefect_hooks.run.console import plain_console
+
+    root = logging.getLogger()
+    rich = RichHandler()
+    stream = io.StringIO()
+    rich.console.file = stream
+    root.addHandler(rich)
+    try:
+        with plain_console():
+            assert rich not in root.handlers
+            logging.getLogger("kedro.test").warning("Running node: double")
+        assert rich in root.handlers
+    finally:
+        root.removeHandler(rich)
+    assert stream.getvalue().endswith("WARNING kedro.test: Running node: double\n")

@@ -8,12 +8,15 @@ prefect is imported only if something is written.
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from kedro_prefect_hooks.compat import import_prefect
 from kedro_prefect_hooks.config import PrefectConfig
+from kedro_prefect_hooks.local.processes import state_dir, write_private
 from kedro_prefect_hooks.project import KedroProject
 from kedro_prefect_hooks.registration.api import ApiRefused, PrefectApi
 from kedro_prefect_hooks.registration.automations import CRASH_AUTOMATION, crash_automation, crash_detection
@@ -30,6 +33,7 @@ from kedro_prefect_hooks.registration.plan import (
     set_fingerprint,
 )
 from kedro_prefect_hooks.registration.refusals import RefusalRecord
+from kedro_prefect_hooks.version import __version__
 
 logger = logging.getLogger(__name__)
 
@@ -107,7 +111,7 @@ def register(
         clashes=[c for c in changes if c.action == "clash"],
     )
     to_write = [c.deployment for c in changes if c.action in ("create", "update") and c.deployment]
-    failed = _write(config, client, to_write, outcome, heartbeats) if to_write else {}
+    failed = _write(project.path, config, client, to_write, outcome, heartbeats) if to_write else {}
     if failed:
         refusals.remember(state, "; ".join(f"{n}: {why}" for n, why in failed.items()))
         raise PartialRegistration(
@@ -142,6 +146,7 @@ def _current(
 
 
 def _write(
+    project_path: Path,
     config: PrefectConfig,
     client: PrefectApi,
     deployments: list[DesiredDeployment],
@@ -149,7 +154,6 @@ def _write(
     heartbeats: bool,
 ) -> dict[str, str]:
     """Write `deployments` (pools and job variables checked first); returns the refused ones with why."""
-    import_prefect()
     missing_pools = _check_pools(config, client, deployments)
     for pool in missing_pools:
         if client.create_process_pool(pool, _process_pool_template()):
@@ -157,7 +161,7 @@ def _write(
     if heartbeats and client.ensure_automation(CRASH_AUTOMATION, crash_automation):
         outcome.created_automation = CRASH_AUTOMATION
     flow_ids = {name: client.ensure_flow(name) for name in sorted({d.flow_name for d in deployments})}
-    schema = _flow_parameter_schema()
+    schema = _flow_parameter_schema(project_path)
     failed: dict[str, str] = {}
     for deployment in deployments:
         body = {
@@ -247,15 +251,40 @@ def preview(
 
 
 def _process_pool_template() -> dict[str, Any]:
+    import_prefect()
     from prefect.workers.process import ProcessWorker
 
     return ProcessWorker.get_default_base_job_template()
 
 
-def _flow_parameter_schema() -> dict[str, Any]:
-    """The flow's parameters as the UI's run form needs them; imports prefect, so only on writes."""
+def _flow_parameter_schema(project_path: Path) -> dict[str, Any]:
+    """The flow's parameters as the UI's run form needs them.
+
+    Computing it imports prefect (1-2 s), so it is kept in .kedro-prefect/ for this
+    plugin and prefect version: writing one changed deployment then imports nothing.
+    """
+    key = f"{__version__}|{_installed_version('prefect')}"
+    cache = state_dir(project_path) / "flow-schema.json"
+    try:
+        cached = json.loads(cache.read_text())
+        if cached.get("key") == key:
+            return cached["schema"]
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    import_prefect()
     from prefect.utilities.callables import parameter_schema
 
     from kedro_prefect_hooks.flow import kedro_pipeline
 
-    return parameter_schema(kedro_pipeline).model_dump(exclude_unset=True)
+    schema = parameter_schema(kedro_pipeline).model_dump(exclude_unset=True)
+    write_private(cache, json.dumps({"key": key, "schema": schema}))
+    return schema
+
+
+def _installed_version(distribution: str) -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(distribution)
+    except PackageNotFoundError:
+        return "?"

@@ -55,8 +55,7 @@ class KedroRun:
 def run_kedro_nodes(unit: WorkUnit, run: KedroRun) -> None:
     """The body of every in-process task: Kedro's own node runner, node by node.
 
-    One task object serves every unit with the same retry settings (building a
-    Prefect task costs ~3 ms); the run name comes from the unit, tags from a context.
+    Each unit gets its own task object, named after it; tags come from a context.
     """
     for node in unit.nodes:
         run.report.started(node.name)
@@ -90,7 +89,6 @@ class PrefectRunner(AbstractRunner):
         self._report = report
         self._remote = remote  # what Dask workers rebuild the session from
         self._resume = resume
-        self._tasks: dict[tuple, Any] = {}
 
     def _get_executor(self, max_workers: int) -> None:
         return None  # tasks go through Prefect's task runners, not an executor of Kedro's
@@ -199,15 +197,17 @@ class PrefectRunner(AbstractRunner):
             )
 
     def _prefect_task(self, template: Any, unit: WorkUnit) -> Any:
+        """The unit's task, named after it: a task run is created (Pending) with a name made
+        from the task's name, so the node name shows from the start, not "kedro-node-c47".
+        Prefect 3.9's with_options costs ~0.06 ms."""
         options = self._options.task_options(set(unit.tags))
-        key = (template, options.retries, options.retry_delay_seconds, options.timeout_seconds)
-        if key not in self._tasks:
-            self._tasks[key] = template.with_options(
-                retries=options.retries or 0,
-                retry_delay_seconds=options.retry_delay_seconds or 0,
-                timeout_seconds=options.timeout_seconds,
-            )
-        return self._tasks[key]
+        return template.with_options(
+            name=unit.name,
+            task_run_name=unit.name,
+            retries=options.retries or 0,
+            retry_delay_seconds=options.retry_delay_seconds or 0,
+            timeout_seconds=options.timeout_seconds,
+        )
 
     def _call(self, unit: WorkUnit, run: KedroRun, wait_for: list) -> Any:
         """Run a unit's task in this thread; returns its final state."""
