@@ -323,6 +323,11 @@ def test_disabled_registers_nothing(api_url, make_project, hook_log):
         ("defaults: {work_queue: 'a&b'}\n", ["defaults.work_queue", "contains &"]),
         ("names: {deployment: '{pipeline:d}'}\n", ["names.deployment", "bad template"]),
         ("defaults:\n  schedule: {cron: 'H * * * *'}\n", ["defaults.schedule.cron", "invalid cron"]),
+        ("deployments: {data_science: {after: [nope]}}\n", ["deployments.data_science.after", "['nope']"]),
+        (
+            "deployments: {data_science: {after: [data_processing]}, data_processing: {after: [data_science]}}\n",
+            ["makes a loop"],
+        ),
     ],
 )
 def test_invalid_config_fails_and_registers_nothing(api_url, make_project, prefect_yml, expected):

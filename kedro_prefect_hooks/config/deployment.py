@@ -113,6 +113,8 @@ class DeploymentOptions(_Model):
     """How a flow run executes the nodes; read when the run starts."""
     work_pool: WorkPoolOverride | None = None
     """Per pipeline only: another work pool, or job variables merged over the top-level ones."""
+    after: list[str] | None = None
+    """Per pipeline only: run this pipeline's deployment when a run of one of these pipelines completes (a Prefect automation)."""
 
     @field_validator("parameters")
     @classmethod

@@ -118,12 +118,36 @@ class PrefectConfig(_Model):
                     f"pipeline(s) {unknown} are not registered by the project; "
                     f"available: {sorted(available)}",
                 )
-        return sorted(available) if self.pipelines == "all" else list(self.pipelines)
+        selected = sorted(available) if self.pipelines == "all" else list(self.pipelines)
+        self._check_chains(selected)
+        return selected
+
+    def _check_chains(self, selected: list[str]) -> None:
+        """`after` names selected pipelines, and no chain loops back (a run would start the next forever)."""
+        import graphlib
+
+        upstream = {p: list(o.after or []) for p, o in self.deployments.items()}
+        for pipeline, names in upstream.items():
+            unknown = [n for n in names if n not in selected or n == pipeline]
+            if unknown:
+                raise self.error(
+                    f"deployments.{pipeline}.after",
+                    f"{unknown} must be other selected pipelines; selected: {selected}",
+                )
+        try:
+            graphlib.TopologicalSorter(upstream).prepare()
+        except graphlib.CycleError as exc:
+            raise self.error(
+                "deployments",
+                f"`after` makes a loop ({' -> '.join(exc.args[1])}): each run would start the next forever",
+            ) from None
 
     @model_validator(mode="after")
-    def _pool_overrides_per_pipeline(self) -> PrefectConfig:
+    def _per_pipeline_keys(self) -> PrefectConfig:
         if self.defaults.work_pool is not None:
             raise ValueError("`defaults.work_pool` is not a key: set the top-level `work_pool` instead")
+        if self.defaults.after is not None:
+            raise ValueError("`defaults.after` is not a key: set `after` for a pipeline under `deployments`")
         return self
 
     def pool_for(self, pipeline: str) -> WorkPool:

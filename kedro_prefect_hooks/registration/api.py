@@ -218,6 +218,20 @@ class PrefectApi:
         self._json("POST", "/automations/", body())
         return True
 
+    def automations_tagged(self, tags: list[str]) -> list[dict[str, Any]]:
+        """Every automation carrying all `tags`."""
+        return self._all_pages("automations", {"automations": {"tags": {"all_": tags}}})
+
+    def create_automation(self, body: dict[str, Any]) -> None:
+        self._json("POST", "/automations/", body)
+
+    def delete_automation(self, automation_id: str) -> None:
+        self._request("DELETE", path("automations", automation_id))
+
+    def delete_automations_owned_by(self, resource_id: str) -> None:
+        """What a deployment's own automations become when it is deleted: gone (Prefect keeps them)."""
+        self._request("DELETE", path("automations", "owned-by", resource_id))
+
     def ensure_flow(self, name: str) -> str:
         """The id of flow `name`; the API creates it or returns the existing one."""
         return self._json("POST", "/flows/", {"name": name})["id"]

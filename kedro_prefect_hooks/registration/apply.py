@@ -19,7 +19,14 @@ from kedro_prefect_hooks.config import PrefectConfig
 from kedro_prefect_hooks.local.processes import state_dir, write_private
 from kedro_prefect_hooks.project import KedroProject
 from kedro_prefect_hooks.registration.api import ApiRefused, PrefectApi
-from kedro_prefect_hooks.registration.automations import CRASH_AUTOMATION, crash_automation, crash_detection
+from kedro_prefect_hooks.registration.automations import (
+    CHAIN_PREFIX,
+    CRASH_AUTOMATION,
+    chain_automation,
+    chain_matches,
+    crash_automation,
+    crash_detection,
+)
 from kedro_prefect_hooks.registration.compare import FIX_CLASH, Change, compare
 from kedro_prefect_hooks.registration.connection import ApiSettings, PrefectApiError
 from kedro_prefect_hooks.registration.plan import (
@@ -46,6 +53,8 @@ class Outcome:
     pruned: list[str] = field(default_factory=list)
     created_work_pools: list[str] = field(default_factory=list)
     created_automation: str | None = None
+    chains: list[str] = field(default_factory=list)  # deployment triggers (re)created
+    ids: dict[str, str] = field(default_factory=dict)  # "<flow>/<name>" -> id, of this owner's deployments
 
     def summary(self) -> str:
         """One line on what was written; empty when nothing was."""
@@ -58,6 +67,8 @@ class Outcome:
             parts.append(f"created process work pool(s) {', '.join(self.created_work_pools)}")
         if self.created_automation:
             parts.append(f"created automation '{self.created_automation}'")
+        if self.chains:
+            parts.append(f"created trigger(s) {'; '.join(self.chains)}")
         return "; ".join(parts)
 
     def clash_lines(self) -> list[str]:
@@ -110,6 +121,7 @@ def register(
         unchanged=[c.full_name for c in changes if c.action == "unchanged"],
         clashes=[c for c in changes if c.action == "clash"],
     )
+    outcome.ids = {c.full_name: c.current["id"] for c in changes if c.current and c.action == "unchanged"}
     to_write = [c.deployment for c in changes if c.action in ("create", "update") and c.deployment]
     failed = _write(project.path, config, client, to_write, outcome, heartbeats) if to_write else {}
     if failed:
@@ -119,6 +131,7 @@ def register(
             + "; ".join(f"{name} ({why})" for name, why in failed.items())
         )
     refusals.forget()
+    outcome.chains = _reconcile_chains(client, desired, outcome.ids, project)
     if prune:
         outcome.pruned = _prune(client, desired, project, ours)
     if not outcome.clashes:
@@ -170,11 +183,12 @@ def _write(
             "parameter_openapi_schema": schema,
         }
         try:
-            client.upsert_deployment(body)
+            written = client.upsert_deployment(body)
         except ApiRefused as exc:  # this deployment only: the others may still be written
             failed[deployment.full_name] = exc.detail
             continue
         outcome.written.append(deployment.full_name)
+        outcome.ids[deployment.full_name] = written["id"]
     return failed
 
 
@@ -212,6 +226,40 @@ def _check_pools(
     return missing
 
 
+def _reconcile_chains(
+    client: PrefectApi, desired: list[DesiredDeployment], ids: dict[str, str], project: KedroProject
+) -> list[str]:
+    """Deployment triggers from `after`: created, replaced when an id changed, deleted when gone.
+
+    Only triggers that run this owner's deployments are touched. Returns those created.
+    """
+    tags = ownership_tags(project)
+    wanted = {
+        body["name"]: body
+        for d in desired
+        if d.full_name in ids
+        for upstream in d.after
+        if upstream in ids
+        for body in [chain_automation(d.full_name, ids[d.full_name], upstream, ids[upstream], tags)]
+    }
+    ours = set(ids.values())
+    existing = {}
+    for automation in client.automations_tagged(tags):
+        targets = {a.get("deployment_id") for a in automation.get("actions") or []}
+        if not automation["name"].startswith(CHAIN_PREFIX) or not targets & ours:
+            continue
+        if automation["name"] in wanted and chain_matches(automation, wanted[automation["name"]]):
+            existing[automation["name"]] = automation
+        else:
+            client.delete_automation(automation["id"])
+    created = []
+    for name, body in wanted.items():
+        if name not in existing:
+            client.create_automation(body)
+            created.append(name.removeprefix(CHAIN_PREFIX))
+    return created
+
+
 def _prune(
     client: PrefectApi, desired: list[DesiredDeployment], project: KedroProject, ours: str
 ) -> list[str]:
@@ -220,6 +268,7 @@ def _prune(
     pruned = []
     for deployment in client.deployments_tagged(ownership_tags(project)):
         if (deployment.get("labels") or {}).get(OWNER_LABEL) == ours and deployment["name"] not in wanted:
+            client.delete_automations_owned_by(f"prefect.deployment.{deployment['id']}")
             client.delete_deployment(deployment["id"])
             pruned.append(deployment["name"])
     return pruned

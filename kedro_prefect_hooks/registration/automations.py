@@ -48,3 +48,56 @@ def crash_automation() -> dict[str, Any]:
             }
         ],
     }
+
+
+CHAIN_PREFIX = "kedro-prefect-hooks: run "
+
+
+def chain_name(deployment: str, upstream: str) -> str:
+    return f"{CHAIN_PREFIX}{deployment} when {upstream} completes"
+
+
+def chain_automation(
+    deployment: str, deployment_id: str, upstream: str, upstream_id: str, tags: list[str]
+) -> dict[str, Any]:
+    """Prefect's deployment trigger: a completed run of `upstream` runs `deployment`.
+
+    Owned by the triggered deployment, so Prefect lists it with it; the plugin deletes
+    it with the deployment (Prefect does not).
+    """
+    return {
+        "name": chain_name(deployment, upstream),
+        "description": f"Created by kedro-prefect-hooks from `after` in prefect.yml: when a run of "
+        f"{upstream} completes, {deployment} runs.",
+        "enabled": True,
+        "tags": tags,
+        "owner_resource": f"prefect.deployment.{deployment_id}",
+        "trigger": {
+            "type": "event",
+            "match": {"prefect.resource.id": "prefect.flow-run.*"},
+            "match_related": {
+                "prefect.resource.role": "deployment",
+                "prefect.resource.id": f"prefect.deployment.{upstream_id}",
+            },
+            "after": [],
+            "expect": ["prefect.flow-run.Completed"],
+            "for_each": ["prefect.resource.id"],
+            "posture": "Reactive",
+            "threshold": 1,
+            "within": 0,
+        },
+        "actions": [
+            {"type": "run-deployment", "source": "selected", "deployment_id": deployment_id, "parameters": {}}
+        ],
+    }
+
+
+def chain_matches(existing: dict[str, Any], wanted: dict[str, Any]) -> bool:
+    """Whether an automation on the server already is the wanted one (same upstream, same target)."""
+    related = (existing.get("trigger") or {}).get("match_related") or {}
+    actions = existing.get("actions") or []
+    return (
+        related == wanted["trigger"]["match_related"]
+        and [a.get("deployment_id") for a in actions] == [wanted["actions"][0]["deployment_id"]]
+        and existing.get("enabled", True)
+    )

@@ -38,6 +38,7 @@ class DesiredDeployment:
     body: dict[str, Any]  # the API body, with its labels; less flow_id and parameter schema
     pool: WorkPool  # the pool and job variables, checked against the pool's template before writing
     fingerprint: str
+    after: tuple[str, ...] = ()  # "<flow>/<deployment>" whose completed runs start this one
 
     @property
     def full_name(self) -> str:
@@ -78,10 +79,11 @@ def desired_deployments(
     for pipeline in pipelines:
         options = config.options_for(pipeline)
         pool = config.pool_for(pipeline)
-        fields = {"project": project.name, "pipeline": pipeline, "env": project.run_env}
         schedule = options.schedule
-        name = sanitise(config.names.deployment.format(**fields))
-        flow_name = sanitise(config.names.flow.format(**fields))
+        flow_name, name = deployment_names(config, project, pipeline)
+        after = tuple(
+            "/".join(deployment_names(config, project, upstream)) for upstream in options.after or []
+        )
         body: dict[str, Any] = {
             "name": name,
             "entrypoint": FLOW_ENTRYPOINT,
@@ -109,12 +111,18 @@ def desired_deployments(
             "paused": bool(options.paused),
             "enforce_parameter_schema": True,
         }
-        state = _hash([__version__, flow_name, body])
+        state = _hash([__version__, flow_name, body, after])
         body["labels"][FINGERPRINT_LABEL] = state
         body["version"] = state
-        desired.append(DesiredDeployment(pipeline, flow_name, name, body, pool, state))
+        desired.append(DesiredDeployment(pipeline, flow_name, name, body, pool, state, after))
     _reject_name_clashes(config, desired)
     return desired
+
+
+def deployment_names(config: PrefectConfig, project: KedroProject, pipeline: str) -> tuple[str, str]:
+    """(flow name, deployment name) of a pipeline, from the name templates."""
+    fields = {"project": project.name, "pipeline": pipeline, "env": project.run_env}
+    return sanitise(config.names.flow.format(**fields)), sanitise(config.names.deployment.format(**fields))
 
 
 def _job_variables(configured: dict[str, Any], heartbeats: bool) -> dict[str, Any]:
