@@ -248,11 +248,13 @@ def server_stop(metadata) -> None:
     click.echo(f"local server: {stop_local_server(project_path)}")
 
 
-def _selected(config, project, names: tuple[str, ...]) -> list[str]:
+def _selected(config, project, names: tuple[str, ...], loader=None):
+    """The pipelines to act on, and (with a config loader) their parameters for the run form."""
     from kedro_prefect_hooks.config import ConfigError
-    from kedro_prefect_hooks.project import registered_pipelines
+    from kedro_prefect_hooks.project import pipeline_parameters, registered_pipelines
 
-    available = registered_pipelines(project).names
+    found = registered_pipelines(project)
+    available = found.names
     try:
         selected = config.selected_pipelines(available)
     except ConfigError as exc:
@@ -262,7 +264,10 @@ def _selected(config, project, names: tuple[str, ...]) -> list[str]:
         raise click.ClickException(
             f"pipeline(s) {unknown} are not selected in prefect.yml; selected: {selected}"
         )
-    return list(names) or selected
+    chosen = list(names) or selected
+    if loader is None:
+        return chosen
+    return chosen, pipeline_parameters(found, loader, chosen)
 
 
 def _kedro_project(metadata, loader, env):
@@ -329,14 +334,16 @@ def register(metadata, env: str | None, pipelines: tuple[str, ...], dry_run: boo
 
     config, api, loader = _config_and_api(metadata, env)
     project = _kedro_project(metadata, loader, env)
-    selected = _selected(config, project, pipelines)
+    selected, parameters = _selected(config, project, pipelines, loader)
     try:
         if dry_run:
-            for change in preview(config, project, selected, api, take_over):
+            for change in preview(config, project, selected, api, take_over, parameters):
                 click.echo(change.describe())
             click.echo(f"dry run: nothing written to {api.url}")
             return
-        outcome = apply(config, project, selected, api, retry_refused=True, take_over=take_over)
+        outcome = apply(
+            config, project, selected, api, retry_refused=True, take_over=take_over, parameters=parameters
+        )
     except (ConfigError, PrefectApiError) as exc:
         raise click.ClickException(str(exc)) from None
     for name in outcome.written:
@@ -367,9 +374,8 @@ def list_deployments(metadata, env: str | None) -> None:
 
     config, api, loader = _config_and_api(metadata, env)
     project = _kedro_project(metadata, loader, env)
-    desired = desired_deployments(
-        config, project, _selected(config, project, ()), crash_detection(config, api)
-    )
+    selected, parameters = _selected(config, project, (), loader)
+    desired = desired_deployments(config, project, selected, crash_detection(config, api), parameters)
     ours = owner(config, project)
     client = PrefectApi(api, config.timeout)
     try:

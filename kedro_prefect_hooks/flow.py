@@ -15,6 +15,8 @@ from prefect.artifacts import create_markdown_artifact
 
 from kedro_prefect_hooks.compat import run_session
 from kedro_prefect_hooks.project import load_project_config
+from kedro_prefect_hooks.registration.parameters_form import FIELD as FORM_FIELD
+from kedro_prefect_hooks.registration.parameters_form import changed_values, defaults_of
 from kedro_prefect_hooks.run.console import plain_console
 from kedro_prefect_hooks.run.logs import kedro_logs_to_prefect
 from kedro_prefect_hooks.run.report import RunReport, artifact_key
@@ -34,11 +36,13 @@ def kedro_pipeline(
     to_outputs: list[str] | None = None,
     load_versions: dict[str, str] | None = None,
     only_missing_outputs: bool = False,
+    parameters: dict[str, Any] | None = None,
 ) -> None:
     """Run Kedro pipeline `pipeline` of the project in the working directory, in env `env`.
 
-    `params` override parameters.yml (Kedro runtime params); the other arguments
-    are `kedro run`'s options of the same names.
+    `params` override parameters.yml (Kedro runtime params); `parameters` is the run
+    form's copy of the pipeline's parameters, of which the changed values override
+    them too; the other arguments are `kedro run`'s options of the same names.
     """
     from kedro.framework.session import KedroSession
     from kedro.framework.startup import bootstrap_project
@@ -49,6 +53,7 @@ def kedro_pipeline(
 
     project_path = Path.cwd()
     metadata = bootstrap_project(project_path)
+    params = _with_form_changes(params, parameters)
     _check_env(project_path, env)
     _check_pipeline(pipeline)
     options = load_project_config(project_path, env, params).options_for(pipeline).run
@@ -76,6 +81,40 @@ def kedro_pipeline(
             )
     finally:
         _publish(report)
+
+
+def _with_form_changes(params: dict[str, Any] | None, form: dict[str, Any] | None) -> dict[str, Any] | None:
+    """`params` plus the run form's values that differ from the deployment's defaults (params win)."""
+    if not form:
+        return params
+    changed = changed_values(form, _form_defaults())
+    if changed:
+        get_run_logger().info("Parameters changed in the run form: %s", changed)
+    merged = _deep_merge(changed, params or {})
+    return merged or params
+
+
+def _form_defaults() -> dict[str, Any]:
+    """The values the deployment's run form was registered with; {} outside a deployment's run."""
+    from prefect.client.orchestration import get_client
+    from prefect.runtime import deployment
+
+    if not deployment.id:
+        return {}
+    with get_client(sync_client=True) as client:
+        schema = client.read_deployment(deployment.id).parameter_openapi_schema or {}
+    return defaults_of((schema.get("properties") or {}).get(FORM_FIELD) or {})
+
+
+def _deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in over.items():
+        merged[key] = (
+            _deep_merge(merged[key], value)
+            if isinstance(value, dict) and isinstance(merged.get(key), dict)
+            else value
+        )
+    return merged
 
 
 def _check_env(project_path: Path, env: str | None) -> None:

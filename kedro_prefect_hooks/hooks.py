@@ -12,7 +12,13 @@ from kedro_prefect_hooks.config import PrefectConfig
 from kedro_prefect_hooks.config.loader import INIT_HINT, load_config, missing_env_folder
 from kedro_prefect_hooks.local.server import local_server_url
 from kedro_prefect_hooks.local.worker import WorkerStartError, ensure_worker
-from kedro_prefect_hooks.project import describe_project, inside_prefect_run, registered_pipelines
+from kedro_prefect_hooks.project import (
+    describe_project,
+    inside_prefect_run,
+    pipeline_parameters,
+    project_config_loader,
+    registered_pipelines,
+)
 from kedro_prefect_hooks.registration.apply import PartialRegistration, register
 from kedro_prefect_hooks.registration.connection import (
     LOCAL_SERVER,
@@ -68,7 +74,8 @@ class PrefectHook:
         prune = config.prune and not found.problems
         try:
             api = find_api(config, project.path)
-            outcome = register(config, project, pipelines, api, prune=prune)
+            parameters = pipeline_parameters(found, _loader_without_runtime_params(context), pipelines)
+            outcome = register(config, project, pipelines, api, prune=prune, parameters=parameters)
             if config.worker.start:
                 _start_worker(config, project.path, project.package, api)
         except (PrefectApiError, WorkerStartError) as exc:
@@ -95,6 +102,13 @@ def _start_worker(config: PrefectConfig, project_path: Path, package: str, api: 
             f"; {note}" if note else "",
             started.log,
         )
+
+
+def _loader_without_runtime_params(context: Any) -> Any:
+    """The form shows parameters.yml's values: not a `kedro run --params` override of this command."""
+    if not getattr(context.config_loader, "runtime_params", None):
+        return context.config_loader
+    return project_config_loader(context.project_path, context.env)
 
 
 def find_api(config: PrefectConfig, project_path: Path) -> ApiSettings:

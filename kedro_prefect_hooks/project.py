@@ -8,7 +8,7 @@ import json
 import os
 import sys
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +46,9 @@ def describe_project(project_path: Path | str, env: str | None, config_loader: A
 class FoundPipelines:
     names: list[str]
     problems: list[str]  # what the registry warned about, e.g. a pipeline module that failed to import
+    parameters: dict[str, list[str]] = field(
+        default_factory=dict
+    )  # pipeline -> parameter keys its nodes take
 
 
 def registered_pipelines(project: KedroProject) -> FoundPipelines:
@@ -61,12 +64,15 @@ def registered_pipelines(project: KedroProject) -> FoundPipelines:
     try:
         cached = json.loads(cache.read_text())
         if cached.get("fingerprint") == fingerprint and fingerprint:
-            return FoundPipelines(list(cached["names"]), [])
+            return FoundPipelines(list(cached["names"]), [], dict(cached["parameters"]))
     except (OSError, ValueError, KeyError, TypeError):
         pass
     found = _load_registry()
     if not found.problems and fingerprint:  # a failed import may be fixed without touching a file
-        write_private(cache, json.dumps({"fingerprint": fingerprint, "names": found.names}))
+        write_private(
+            cache,
+            json.dumps({"fingerprint": fingerprint, "names": found.names, "parameters": found.parameters}),
+        )
     return found
 
 
@@ -83,10 +89,55 @@ def _load_registry() -> FoundPipelines:
     with all_pipelines_visible(pipelines), warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         names = sorted(pipelines.keys())
+        parameters = {name: parameter_keys(pipelines[name]) for name in names}
     for warning in caught:  # shown as they would have been
         warnings.showwarning(warning.message, warning.category, warning.filename, warning.lineno)
     problems = [str(w.message).splitlines()[0] for w in caught if "kedro" in Path(w.filename).parts]
-    return FoundPipelines(names, problems)
+    return FoundPipelines(names, problems, parameters)
+
+
+def parameter_keys(pipeline: Any) -> list[str]:
+    """The parameters a pipeline's nodes take: "model_options" for `params:model_options`,
+    "model_options.test_size" for a nested one, "" for the whole `parameters`."""
+    keys = set()
+    for dataset in pipeline.inputs() | {i for node in pipeline.nodes for i in node.inputs}:
+        if dataset == "parameters":
+            keys.add("")
+        elif dataset.startswith("params:"):
+            keys.add(dataset.removeprefix("params:"))
+    return sorted(keys)
+
+
+def pipeline_parameters(found: FoundPipelines, config_loader: Any, pipelines: list[str]) -> dict[str, dict]:
+    """Each pipeline's parameters with their current values, nested as in parameters.yml.
+
+    Read from the session's env (base and env merged, as Kedro does); {} without parameters.
+    """
+    try:
+        values = config_loader["parameters"]
+    except Exception:  # no parameters files: nothing to show
+        return {}
+    return {p: parameter_subtree(values, found.parameters.get(p, [])) for p in pipelines}
+
+
+def parameter_subtree(values: dict, keys: list[str]) -> dict:
+    """The part of `values` that `keys` (dotted, "" for all) name, nested."""
+    if "" in keys:
+        return dict(values)
+    subtree: dict = {}
+    for key in keys:
+        parts = key.split(".")
+        node: Any = values
+        for part in parts:
+            if not isinstance(node, dict) or part not in node:
+                break
+            node = node[part]
+        else:
+            target = subtree
+            for part in parts[:-1]:
+                target = target.setdefault(part, {})
+            target[parts[-1]] = node
+    return subtree
 
 
 def _package_fingerprint(package: str) -> str:

@@ -23,6 +23,7 @@ FLOW_PARAMETERS: dict[str, Any] = {
     "to_outputs": list[str] | None,
     "load_versions": dict[str, str] | None,
     "only_missing_outputs": bool,
+    "parameters": dict[str, Any] | None,
 }
 
 
@@ -133,6 +134,7 @@ class DeploymentOptions(_Model):
                     "params": "a mapping, e.g. {model.test_size: 0.3}",
                     "load_versions": "a mapping of dataset names to versions",
                     "only_missing_outputs": "true or false",
+                    "parameters": "a mapping of the pipeline's parameters",
                 }.get(name, "a list of names")
                 raise ValueError(f"flow parameter `{name}` must be {expected}, got {given!r}") from None
         return value

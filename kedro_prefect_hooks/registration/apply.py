@@ -88,6 +88,7 @@ def register(
     prune: bool | None = None,
     retry_refused: bool = False,
     take_over: bool = False,
+    parameters: dict[str, dict[str, Any]] | None = None,
 ) -> Outcome:
     """Write the selected pipelines' deployments that changed; prune the deselected ones if asked.
 
@@ -98,7 +99,7 @@ def register(
     """
     prune = config.prune if prune is None else prune
     heartbeats = crash_detection(config, api)
-    desired = desired_deployments(config, project, pipelines, heartbeats=heartbeats)
+    desired = desired_deployments(config, project, pipelines, heartbeats, parameters)
     ours = owner(config, project)
     client = PrefectApi(api, config.timeout)
     record_name = bookkeeping_variable(project)
@@ -180,7 +181,7 @@ def _write(
         body = {
             **deployment.body,
             "flow_id": flow_ids[deployment.flow_name],
-            "parameter_openapi_schema": schema,
+            "parameter_openapi_schema": deployment.parameter_schema(schema),
         }
         try:
             written = client.upsert_deployment(body)
@@ -280,9 +281,10 @@ def preview(
     pipelines: list[str],
     api: ApiSettings,
     take_over: bool = False,
+    parameters: dict[str, dict[str, Any]] | None = None,
 ) -> list[Change]:
     """What `register` would do, deployment by deployment, without writing anything."""
-    desired = desired_deployments(config, project, pipelines, heartbeats=crash_detection(config, api))
+    desired = desired_deployments(config, project, pipelines, crash_detection(config, api), parameters)
     ours = owner(config, project)
     client = PrefectApi(api, config.timeout)
     existing = client.deployments_named(

@@ -17,6 +17,8 @@ from typing import Any
 
 from kedro_prefect_hooks.config import PrefectConfig, WorkPool
 from kedro_prefect_hooks.project import KedroProject
+from kedro_prefect_hooks.registration.parameters_form import FIELD as FORM_FIELD
+from kedro_prefect_hooks.registration.parameters_form import parameters_schema
 from kedro_prefect_hooks.registration.source import pull_steps, source_identity
 from kedro_prefect_hooks.version import __version__
 
@@ -39,6 +41,14 @@ class DesiredDeployment:
     pool: WorkPool  # the pool and job variables, checked against the pool's template before writing
     fingerprint: str
     after: tuple[str, ...] = ()  # "<flow>/<deployment>" whose completed runs start this one
+    form: dict[str, Any] | None = None  # the run form's `parameters` field; None: the flow's generic one
+
+    def parameter_schema(self, flow_schema: dict[str, Any]) -> dict[str, Any]:
+        """The flow's parameter schema with this pipeline's own parameters in the form."""
+        if not self.form:
+            return flow_schema
+        properties = {**flow_schema.get("properties", {}), FORM_FIELD: self.form}
+        return {**flow_schema, "properties": properties}
 
     @property
     def full_name(self) -> str:
@@ -66,12 +76,17 @@ def bookkeeping_variable(project: KedroProject) -> str:
 
 
 def desired_deployments(
-    config: PrefectConfig, project: KedroProject, pipelines: list[str], heartbeats: bool = False
+    config: PrefectConfig,
+    project: KedroProject,
+    pipelines: list[str],
+    heartbeats: bool = False,
+    parameters: dict[str, dict[str, Any]] | None = None,
 ) -> list[DesiredDeployment]:
     """One deployment per selected pipeline, with its full desired state.
 
     `heartbeats`: runs send a heartbeat every HEARTBEAT_SECONDS (set in the job's
-    environment, so any worker's runs do), for crash detection.
+    environment, so any worker's runs do), for crash detection. `parameters`: each
+    pipeline's own parameters with their current values, for the run form.
     """
     desired = []
     owned_by = owner(config, project)
@@ -111,10 +126,12 @@ def desired_deployments(
             "paused": bool(options.paused),
             "enforce_parameter_schema": True,
         }
-        state = _hash([__version__, flow_name, body, after])
+        values = (parameters or {}).get(pipeline)
+        form = parameters_schema(values) if values else None
+        state = _hash([__version__, flow_name, body, after, form])
         body["labels"][FINGERPRINT_LABEL] = state
         body["version"] = state
-        desired.append(DesiredDeployment(pipeline, flow_name, name, body, pool, state, after))
+        desired.append(DesiredDeployment(pipeline, flow_name, name, body, pool, state, after, form))
     _reject_name_clashes(config, desired)
     return desired
 
