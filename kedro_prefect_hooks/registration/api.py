@@ -73,8 +73,10 @@ class PrefectApi:
             time.sleep(wait)
         payload = _decode(raw)
         if status >= 400 and status not in (404, 409):
-            raise self._refused(method, api_path, status, _detail(payload, raw))
-        if raw and payload is None:
+            raise self._refused(
+                method, api_path, status, _detail(None if payload is NOT_JSON else payload, raw)
+            )
+        if payload is NOT_JSON:
             raise self._error(
                 f"{method} {api_path} answered {status} with {content_type or 'a body'} that is not "
                 "JSON: is this a Prefect API, or a proxy or login page in front of it?"
@@ -292,11 +294,15 @@ def _is_timeout(exc: BaseException) -> bool:
     return isinstance(reason, (TimeoutError, socket.timeout))
 
 
+NOT_JSON = object()
+
+
 def _decode(raw: bytes) -> Any:
+    """The body's JSON (None for no body, or for JSON null); NOT_JSON when it is something else."""
     try:
         return json.loads(raw) if raw else None
     except ValueError:
-        return None
+        return NOT_JSON
 
 
 def _detail(payload: Any, raw: bytes) -> str:

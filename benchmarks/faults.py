@@ -1,0 +1,101 @@
+"""What a misbehaving Prefect API adds to a Kedro command, side by side in one run.
+
+A small `kedro run` with the hook (`on_error: warn`, `timeout: 2`), against:
+a real server with the deployments current; a port that refuses connections; one
+that accepts and never answers; an HTML login page; `{}`; a server that sends its
+headers, or its body, one byte a second; a bad PREFECT_API_URL; an API key over
+plain http to another host. And the same run in a copy of the project without the
+hook. Medians of `--repeat` interleaved runs, printed as added seconds, with the
+warning line the user sees.
+
+Run: .venv/bin/python benchmarks/faults.py [--repeat 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from contextlib import ExitStack
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "tests"))
+
+from kedro_prefect_hooks.local.server import free_port, start_server, stop_server  # noqa: E402
+
+from fake_servers import empty_object, login_page, serve, trickling  # noqa: E402
+from kedro_projects import BIN, copy_project, new_project  # noqa: E402
+
+
+def kedro_run(project: Path, env: dict[str, str]) -> tuple[float, str]:
+    start = time.perf_counter()
+    result = subprocess.run([str(BIN / "kedro"), "run"], cwd=project, env=env, capture_output=True, text=True)
+    elapsed = time.perf_counter() - start
+    if result.returncode:
+        sys.exit(f"kedro run failed in {project}:\n{result.stderr[-3000:]}")
+    warning = next((line for line in result.stdout.splitlines() if "kedro-prefect-hooks:" in line), "")
+    return elapsed, warning.split("kedro-prefect-hooks:", 1)[-1].strip()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+    env = {**os.environ, "KEDRO_DISABLE_TELEMETRY": "1", "DO_NOT_TRACK": "1", "COLUMNS": "400"}
+    with tempfile.TemporaryDirectory() as tmp, ExitStack() as stack:
+        root = Path(tmp)
+        env["PREFECT_HOME"] = str(root / "client-home")
+        server, api_url = start_server(root / "server-home")
+        stack.callback(stop_server, server)
+        silent = socket.socket()
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(64)
+        stack.callback(silent.close)
+        template = new_project(root)
+        with_hook = copy_project(template, root, "pipelines: all\ntimeout: 2\n")
+        without_hook = copy_project(template, root, prefect_yml=None, hook=False)
+        conditions = {
+            "without the hook": (without_hook, {"PREFECT_API_URL": api_url}),
+            "deployments current": (with_hook, {"PREFECT_API_URL": api_url}),
+            "API down (refused)": (with_hook, {"PREFECT_API_URL": f"http://127.0.0.1:{free_port()}/api"}),
+            "API accepts, never answers": (
+                with_hook,
+                {"PREFECT_API_URL": f"http://127.0.0.1:{silent.getsockname()[1]}/api"},
+            ),
+            "HTML login page": (with_hook, {"PREFECT_API_URL": stack.enter_context(serve(login_page))}),
+            "answers {}": (with_hook, {"PREFECT_API_URL": stack.enter_context(serve(empty_object))}),
+            "headers at 1 byte/s": (
+                with_hook,
+                {"PREFECT_API_URL": stack.enter_context(trickling("headers"))},
+            ),
+            "body at 1 byte/s": (with_hook, {"PREFECT_API_URL": stack.enter_context(trickling("body"))}),
+            "bad URL (http://[::1/api)": (with_hook, {"PREFECT_API_URL": "http://[::1/api"}),
+            "API key over http to another host": (
+                with_hook,
+                {"PREFECT_API_URL": "http://prefect.example.com/api", "PREFECT_API_KEY": "pnu_x"},
+            ),
+        }
+        kedro_run(with_hook, {**env, "PREFECT_API_URL": api_url})  # registers once
+        times: dict[str, list[float]] = {name: [] for name in conditions}
+        seen: dict[str, str] = {}
+        for _ in range(args.repeat):
+            for name, (project, extra) in conditions.items():
+                elapsed, warning = kedro_run(project, {**env, **extra})
+                times[name].append(elapsed)
+                seen[name] = warning
+    base = statistics.median(times["without the hook"])
+    print(
+        f"`kedro run` with `timeout: 2`, medians of {args.repeat}; added seconds against no hook ({base:.2f} s):"
+    )
+    for name, values in times.items():
+        print(f"  {name:36s} +{statistics.median(values) - base:5.2f} s   {seen[name][:150]}")
+
+
+if __name__ == "__main__":
+    main()
