@@ -133,3 +133,25 @@ def test_params_use_kedro_syntax():
     assert parse_params("a=1, b.c=x,b.d=true,e=") == {"a": 1, "b": {"c": "x", "d": True}, "e": ""}
     with pytest.raises(click.BadParameter, match="not key=value"):
         parse_params("a=1,oops")
+
+
+def test_the_init_template_explains_every_key_without_a_file_pip_users_lack():
+    """A pip install has no docs/ folder: the template itself names every key, with an example."""
+    import re
+    from importlib.resources import files
+
+    from kedro_prefect_hooks.config import PrefectConfig
+    from kedro_prefect_hooks.config.deployment import DeploymentOptions
+    from kedro_prefect_hooks.config.run import RunOptions
+
+    template = files("kedro_prefect_hooks").joinpath("templates/prefect.yml").read_text()
+    assert not re.search(r"(^|\s)docs/", template, re.M), "points at a file of the repository"
+    lines = template.format(project_name="X").splitlines()
+    for model, indent in ((PrefectConfig, ""), (DeploymentOptions, "  "), (RunOptions, "    ")):
+        for key in model.model_fields:
+            pattern = re.compile(rf"^(# ?)?{indent}(# ?)?{key}:")
+            found = [i for i, line in enumerate(lines) if pattern.match(line)]
+            assert found, f"the template does not show `{key}:`"
+            line = lines[found[0]]
+            # explained on the line itself, or by a comment line just above it
+            assert "  # " in line or lines[found[0] - 1].lstrip().startswith("#"), line
