@@ -63,6 +63,20 @@ def dataset_description(dataset: Any) -> dict[str, Any]:
     return description if isinstance(description, dict) else {}
 
 
+def saved_version_path(dataset: Any) -> str | None:
+    """Where a versioned dataset writes this run's version: `<filepath>/<save version>/<file name>`.
+
+    Public: `resolve_save_version()` (None for an unversioned dataset). Private:
+    `AbstractVersionedDataset._get_versioned_path`. Returns None when either is
+    missing or fails: the report then shows the dataset's unversioned path.
+    """
+    try:
+        save_version = dataset.resolve_save_version()
+        return None if save_version is None else str(dataset._get_versioned_path(save_version))
+    except Exception:
+        return None
+
+
 def suggest_resume(runner: Any, pipeline: Any, done_nodes: list, catalog: Any) -> None:
     """Kedro's "you can resume with --from-nodes ..." log line.
 

@@ -7,6 +7,7 @@ each wave at once, so the worker runs them side by side.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -97,13 +98,21 @@ def test_kedro_logs_reach_the_flow_run(prefect_server, first_wave):
     assert "doubling 3" in messages  # the node's own module logger
 
 
-def test_a_markdown_report_is_published(prefect_server, first_wave):
+def test_a_markdown_report_is_published(prefect_server, flow_project, first_wave):
     (artifact,) = run_artifacts(prefect_server, first_wave["default"]["id"])
     assert artifact["key"] == "kedro-default"
     assert artifact["type"] == "markdown"
-    assert "| `double` | completed |" in artifact["data"]
-    assert "| `result` | JSONDataset | " in artifact["data"]
-    assert "data/08_reporting/result.json" in artifact["data"]
+    report = artifact["data"]
+    assert "# Kedro pipeline \\_\\_default\\_\\_" in report  # not a bold "default"
+    assert "- env: local (the project's default run env)" in report  # the run read conf/local
+    assert "| double | completed |" in report
+    assert "| result | JSONDataset | " in report and "data/08\\_reporting/result.json" in report
+    # the versioned dataset at the version this run wrote, which is on disk
+    save_version = re.search(r"- save version: (\S+)", report).group(1)
+    assert f"data/02\\_intermediate/doubled.json/{save_version}/doubled.json |" in report
+    assert (
+        flow_project / "data" / "02_intermediate" / "doubled.json" / save_version / "doubled.json"
+    ).exists()
 
 
 def test_every_kedro_hook_fires(flow_project, first_wave):

@@ -116,11 +116,11 @@ def test_report_lists_node_states_and_written_datasets():
     report.written.append(describe_dataset("out", JSONDataset(filepath="data/out.json")))
     assert describe_dataset("mem", MemoryDataset()) is None
     text = report.markdown()
-    assert "| `a` | completed | 0.250 | 1 |" in text
-    assert "| `b` | failed: ValueError: bad \\| input | 0.500 | 1 |" in text
-    assert "| `c` | not run | 0.000 | 0 |" in text
+    assert "| a | completed | 0.250 | 1 |" in text
+    assert "| b | failed: ValueError: bad \\| input | 0.500 | 1 |" in text
+    assert "| c | not run | 0.000 | 0 |" in text
     assert "3 (1 completed, 1 failed, 1 not run)" in text
-    assert "| `out` | JSONDataset | data/out.json |" in text
+    assert "| out | JSONDataset | data/out.json |" in text
 
 
 def test_artifact_keys_are_what_prefect_accepts():
