@@ -54,6 +54,7 @@ def first_wave(prefect_server, process_worker, deployment_ids):
             ("flaky", "flaky", None),
             ("sleepy", "sleepy", {"params": {"nap": 2}}),  # long enough to overlap on a busy machine
             ("namespaced", "namespaced", None),
+            ("warning", "warning", None),
             ("unknown", "__default__", {"pipeline": "no_such_pipeline"}),
         ]
     }
@@ -96,6 +97,29 @@ def test_kedro_logs_reach_the_flow_run(prefect_server, first_wave):
     messages = settled_logs(prefect_server, first_wave["default"]["id"], "doubling 3")
     assert any("Running node: double" in m for m in messages), messages  # the kedro logger
     assert "doubling 3" in messages  # the node's own module logger
+
+
+def kedro_warning_for_outputs_none() -> str | None:
+    """What this Kedro version warns when a node with outputs=None returns a value, if anything."""
+    import warnings
+
+    from kedro.pipeline import node
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        node(lambda x: {"ignored": x}, "x", None, name="no_outputs").run({"x": 1})
+    return str(caught[0].message) if caught else None
+
+
+def test_python_and_kedro_warnings_reach_the_flow_run(prefect_server, first_wave):
+    """Seen: Kedro's warnings went only to the worker's own log file."""
+    run = first_wave["warning"]
+    assert completed(run)
+    messages = settled_logs(prefect_server, run["id"], "kph-test: this node warns about 3", exact=False)
+    assert any("UserWarning: kph-test: this node warns about 3" in m for m in messages), messages
+    kedro_warning = kedro_warning_for_outputs_none()
+    if kedro_warning is not None:  # Kedro 1.7 has it
+        assert any(kedro_warning in m for m in messages), messages
 
 
 def test_a_markdown_report_is_published(prefect_server, flow_project, first_wave):

@@ -154,3 +154,24 @@ def test_datasets_are_released_once_no_later_node_loads_them():
     assert released == []  # "b" is still needed by n3; "a" is a pipeline input, "c" an output
     _release_datasets(by_name["n3"], Catalog(), counts, whole.inputs(), whole.outputs())
     assert released == ["b"]
+
+
+@pytest.mark.parametrize("capturing_before", [False, True])
+def test_a_run_captures_warnings_for_its_logs_and_puts_the_capture_back(capturing_before):
+    import logging
+
+    from prefect.logging.handlers import APILogHandler
+
+    from kedro_prefect_hooks.run.logs import _capturing_warnings, kedro_logs_to_prefect
+
+    def api_handlers():
+        return [h for h in logging.getLogger("py.warnings").handlers if isinstance(h, APILogHandler)]
+
+    was = _capturing_warnings()
+    logging.captureWarnings(capturing_before)
+    try:
+        with kedro_logs_to_prefect(["kedro"]):
+            assert _capturing_warnings() and len(api_handlers()) == 1
+        assert _capturing_warnings() is capturing_before and api_handlers() == []
+    finally:
+        logging.captureWarnings(was)
