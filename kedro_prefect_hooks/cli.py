@@ -49,28 +49,37 @@ def _project(metadata) -> tuple[Path, str]:
     return Path(metadata.project_path), metadata.package_name
 
 
-def _config_and_api(metadata, env: str | None, required: bool = True):
-    """The project's config, API and config loader, or a one-line error naming the fix.
+def _config(metadata, env: str | None, required: bool = True):
+    """The project's config and config loader, or a one-line error naming the fix.
 
     Worker commands pass `required=False`: without prefect.yml they serve the default pool.
     """
     from kedro_prefect_hooks.config import ConfigError, PrefectConfig
     from kedro_prefect_hooks.config.loader import load_config
-    from kedro_prefect_hooks.hooks import find_api
     from kedro_prefect_hooks.project import project_config_loader
-    from kedro_prefect_hooks.registration.connection import PrefectApiError
 
     project_path, _ = _project(metadata)
     try:
         loader = project_config_loader(project_path, env)
         config = load_config(loader)
-        if config is None and required:
-            raise click.ClickException(
-                f"No prefect.yml in {project_path / 'conf'}: run `kedro prefect init` first."
-            )
-        config = config or PrefectConfig()
-        return config, find_api(config, project_path), loader
-    except (ConfigError, PrefectApiError) as exc:
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+    if config is None and required:
+        raise click.ClickException(
+            f"No prefect.yml in {project_path / 'conf'}: run `kedro prefect init` first."
+        )
+    return config or PrefectConfig(), loader
+
+
+def _config_and_api(metadata, env: str | None, required: bool = True):
+    """The project's config, API and config loader, or a one-line error naming the fix."""
+    from kedro_prefect_hooks.hooks import find_api
+    from kedro_prefect_hooks.registration.connection import PrefectApiError
+
+    config, loader = _config(metadata, env, required)
+    try:
+        return config, find_api(config, _project(metadata)[0]), loader
+    except PrefectApiError as exc:
         raise click.ClickException(str(exc)) from None
 
 
@@ -84,7 +93,14 @@ def worker_start(metadata, env: str | None) -> None:
     Example:
       kedro prefect worker start --env local
     """
-    from kedro_prefect_hooks.local.processes import Record, file_lock, is_running, read_record, write_record
+    from kedro_prefect_hooks.local.processes import (
+        Record,
+        file_lock,
+        is_running,
+        read_record,
+        sigint_reset,
+        write_record,
+    )
     from kedro_prefect_hooks.local.worker import record_path, worker_command, worker_env, worker_name
 
     project_path, package = _project(metadata)
@@ -99,7 +115,10 @@ def worker_start(metadata, env: str | None) -> None:
             )
         click.echo(f"Worker for pool '{pool}' at {api.url}; Ctrl-C stops it.")
         process = subprocess.Popen(
-            worker_command(package, pool, config.worker), cwd=project_path, env=worker_env(api, config.worker)
+            worker_command(package, pool, config.worker),
+            cwd=project_path,
+            env=worker_env(api, config.worker),
+            preexec_fn=sigint_reset(),  # Ctrl-C and `kedro prefect worker stop` must reach it
         )
         write_record(
             path, Record(pid=process.pid, marker=worker_name(package, pool), log="(terminal)", url=api.url)
@@ -107,9 +126,9 @@ def worker_start(metadata, env: str | None) -> None:
     stopped = []
 
     def stop_on_request(*_: object) -> None:
-        # A service manager stops us with SIGTERM: pass it on, so the worker does not outlive us.
+        # A service manager stops us with SIGTERM: pass it on as the Ctrl-C the worker handles best.
         stopped.append(True)
-        process.terminate()
+        process.send_signal(signal.SIGINT)
 
     signal.signal(signal.SIGTERM, stop_on_request)
     try:
@@ -131,16 +150,19 @@ def worker_start(metadata, env: str | None) -> None:
 def worker_status(metadata, env: str | None) -> None:
     """This project's worker process, and the pool's workers as Prefect sees them.
 
+    The process status needs no API: without one, a line says why it could not be asked.
+
     \b
     Example:
       kedro prefect worker status
     """
+    from kedro_prefect_hooks.hooks import find_api
     from kedro_prefect_hooks.local.worker import running_workers
     from kedro_prefect_hooks.registration.api import PrefectApi
     from kedro_prefect_hooks.registration.connection import PrefectApiError
 
     project_path, _ = _project(metadata)
-    config, api, _ = _config_and_api(metadata, env, required=False)
+    config, _ = _config(metadata, env, required=False)
     pool = config.work_pool.name
     mine = running_workers(project_path).get(pool)
     click.echo(
@@ -148,9 +170,11 @@ def worker_status(metadata, env: str | None) -> None:
         + (f"running, pid {mine.pid}, log {mine.log}" if mine else "not running")
     )
     try:
+        api = find_api(config, project_path)
         seen = PrefectApi(api, timeout=config.timeout).pool_workers(pool)
     except PrefectApiError as exc:
-        raise click.ClickException(str(exc)) from None
+        click.echo(f"  could not ask the Prefect API for the pool's workers: {exc}")
+        return
     for entry in seen:
         click.echo(
             f"  {entry['name']}: {entry.get('status')}, last heartbeat {entry.get('last_heartbeat_time')}"
@@ -161,10 +185,12 @@ def worker_status(metadata, env: str | None) -> None:
 
 @worker.command("stop")
 @ENV_OPTION
-@click.option("--timeout", default=15.0, show_default=True, help="Seconds before SIGKILL.")
+@click.option(
+    "--timeout", default=15.0, show_default=True, help="Seconds before SIGKILL (SIGTERM at half of it)."
+)
 @click.pass_obj
 def worker_stop(metadata, env: str | None, timeout: float) -> None:
-    """Stop the worker this project started (by its recorded pid): SIGTERM, then SIGKILL.
+    """Stop the worker this project started (by its recorded pid): SIGINT, SIGTERM, then SIGKILL.
 
     \b
     Example:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import stat
 import subprocess
 import time
@@ -170,6 +171,52 @@ def test_foreground_worker_start_status_and_sigterm(api_url, worker_project):
         foreground.wait(timeout=30)
     assert processes_with(f"--name {worker_name(package, pool)}") == []
     assert not record_path(project, pool).exists()
+
+
+def start_foreground_worker(project: Path) -> subprocess.Popen:
+    """`kedro prefect worker start` as a script's `cmd &` (or nohup) starts it: ignoring SIGINT."""
+    return subprocess.Popen(
+        [str(Path(os.sys.executable).parent / "kedro"), "prefect", "worker", "start"],
+        cwd=project,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
+    )
+
+
+def test_worker_stop_stops_a_foreground_worker_gracefully(api_url, worker_project):
+    """Seen: 16 s and a SIGKILL, then "exited with code -9". Prefect's worker turns SIGTERM into
+    a SIGINT to itself, which a worker that inherited an ignored SIGINT never acts on."""
+    project, pool = worker_project
+    package = next(p.name for p in (project / "src").iterdir() if p.name.startswith("proj_"))
+    foreground = start_foreground_worker(project)
+    try:
+        assert [w["name"] for w in online_workers(api_url, pool, timeout=60)] == [worker_name(package, pool)]
+        stopped = kedro(project, "prefect", "worker", "stop")
+        assert stopped.returncode == 0, stopped.stderr
+        assert f"worker for pool '{pool}': stopped" in stopped.stdout  # not "killed" after --timeout
+        output, _ = foreground.communicate(timeout=60)
+    finally:
+        foreground.kill()
+    assert foreground.returncode == 0 and "Error" not in output, output
+    assert processes_with(f"--name {worker_name(package, pool)}") == []
+    assert not record_path(project, pool).exists()
+
+
+def test_worker_status_says_what_it_knows_when_the_api_cannot_be_asked(worker_project, monkeypatch):
+    project, pool = worker_project
+    monkeypatch.delenv("PREFECT_API_URL", raising=False)  # no API at all: none set, no local server
+    unset = kedro(project, "prefect", "worker", "status")
+    assert unset.returncode == 0, unset.stderr
+    assert f"this project's worker for pool '{pool}': not running" in unset.stdout
+    assert "could not ask the Prefect API" in unset.stdout and "No Prefect API" in unset.stdout
+    down = kedro(
+        project, "prefect", "worker", "status", env={"PREFECT_API_URL": f"http://127.0.0.1:{free_port()}/api"}
+    )
+    assert down.returncode == 0, down.stderr
+    assert f"this project's worker for pool '{pool}': not running" in down.stdout
+    assert "could not ask the Prefect API" in down.stdout and "cannot connect" in down.stdout
 
 
 def with_credentials(api_url: str) -> str:
