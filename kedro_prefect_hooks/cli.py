@@ -214,10 +214,15 @@ def worker_stop(metadata, env: str | None, timeout: float) -> None:
 def server_start(metadata, port: int | None) -> None:
     """Start this project's local Prefect server in the background (takes 10-20 s).
 
+    It also writes <project>/prefect.toml, so that the prefect CLI run in the project
+    uses this server (a prefect.toml of yours is left alone: the command prints the
+    `export PREFECT_API_URL=...` line instead).
+
     \b
     Example:
       kedro prefect server start --port 4300
     """
+    from kedro_prefect_hooks.local.prefect_toml import start_lines
     from kedro_prefect_hooks.local.server import start_local_server
 
     project_path, _ = _project(metadata)
@@ -230,7 +235,9 @@ def server_start(metadata, port: int | None) -> None:
     click.echo(
         ("Started" if started else "Already running") + f": UI {ui}, API {record.url} (pid {record.pid})"
     )
-    click.echo(f"Log: {record.log}. Kedro commands in this project use it while no PREFECT_API_URL is set.")
+    click.echo(f"Log: {record.log}")
+    for line in start_lines(project_path, record.url):
+        click.echo(line)
 
 
 @server.command("status")
@@ -259,12 +266,13 @@ def server_status(metadata) -> None:
 @server.command("stop")
 @click.pass_obj
 def server_stop(metadata) -> None:
-    """Stop this project's workers, then its local server.
+    """Stop this project's workers, then its local server, and remove the prefect.toml it wrote.
 
     \b
     Example:
       kedro prefect server stop
     """
+    from kedro_prefect_hooks.local.prefect_toml import remove_ours
     from kedro_prefect_hooks.local.server import stop_local_server
     from kedro_prefect_hooks.local.worker import running_workers, stop_worker
 
@@ -272,6 +280,13 @@ def server_stop(metadata) -> None:
     for pool in running_workers(project_path):
         click.echo(f"worker for pool '{pool}': {stop_worker(project_path, pool)}")
     click.echo(f"local server: {stop_local_server(project_path)}")
+    removed = remove_ours(project_path)
+    if removed == "removed":
+        click.echo("prefect.toml: removed")
+    elif removed == "theirs":
+        click.echo(
+            "prefect.toml: left as it is (not written by `kedro prefect server start`, or changed since)"
+        )
 
 
 def _selected(config, names: tuple[str, ...]) -> list[str]:

@@ -124,53 +124,75 @@ def test_inside_a_flow_run_no_worker_starts(api_url, worker_project, monkeypatch
     assert running_workers(project) == {}
 
 
+def prefect_cli(project: Path, *args: str) -> subprocess.CompletedProcess:
+    """The `prefect` CLI run in the project folder with no PREFECT_API_URL set, as a user would."""
+    env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
+    return subprocess.run(
+        [str(Path(os.sys.executable).parent / "prefect"), *args],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**env, "COLUMNS": "300"},
+    )
+
+
 def test_local_server_start_status_use_and_stop(worker_project, monkeypatch, hook_log):
     project, pool = worker_project
     monkeypatch.delenv("PREFECT_API_URL", raising=False)
     port = free_port()
+    url = f"http://127.0.0.1:{port}/api"
     started = kedro(project, "prefect", "server", "start", "--port", str(port))
     assert started.returncode == 0, started.stderr
     assert f"UI http://127.0.0.1:{port}" in started.stdout
-    assert local_server_url(project) == f"http://127.0.0.1:{port}/api"
+    assert "Wrote prefect.toml" in started.stdout
+    assert local_server_url(project) == url
     assert "running, healthy" in kedro(project, "prefect", "server", "status").stdout
 
-    open_session(project)  # no API configured: the hook uses the local server, and starts the worker
+    monkeypatch.chdir(project)  # a Kedro command run in the project reads ./prefect.toml, as Prefect does
+    open_session(project)  # the hook uses the local server, and starts the worker
     local = local_server_url(project)
-    assert [d["name"] for d in project_deployments(local, project)]
+    names = [d["name"] for d in project_deployments(local, project)]
+    assert names
     assert pool in running_workers(project)
     # mark_crashed_runs: auto creates the crash automation on the project's own server only
     automations = httpx.post(f"{local}/automations/filter", json={}, timeout=10).json()
     assert [a["name"] for a in automations] == [CRASH_AUTOMATION]
 
+    # the prefect CLI in the project folder talks to that server with no manual step
+    flow_name = project_deployments(local, project)[0]["flow_name"]
+    listed = prefect_cli(project, "deployment", "ls")
+    assert listed.returncode == 0, listed.stderr
+    assert f"{flow_name}/{names[0]}" in listed.stdout, listed.stdout
+    sources = prefect_cli(project, "config", "view", "--show-sources").stdout
+    assert f"PREFECT_API_URL='{url}' (from prefect.toml)" in sources, sources
+
+    # a prefect.toml of the user's is never touched: they get the line to paste instead
+    users = '[logging]\nlevel = "DEBUG"\n'
+    (project / "prefect.toml").write_text(users)
+    again = kedro(project, "prefect", "server", "start")
+    assert again.returncode == 0 and "Already running" in again.stdout, again.stderr
+    assert f"export PREFECT_API_URL={url}" in again.stdout
+    assert (project / "prefect.toml").read_text() == users
+    (project / "prefect.toml").unlink()
+    assert "Wrote prefect.toml" in kedro(project, "prefect", "server", "start").stdout
+
     stopped = kedro(project, "prefect", "server", "stop")
     lines = stopped.stdout.splitlines()
     assert lines.index(f"worker for pool '{pool}': stopped") < lines.index("local server: stopped")
+    assert "prefect.toml: removed" in lines and not (project / "prefect.toml").exists()
     assert local_server_url(project) is None and running_workers(project) == {}
     assert "not running" in kedro(project, "prefect", "server", "status").stdout
 
 
-def test_foreground_worker_start_status_and_sigterm(api_url, worker_project):
-    project, pool = worker_project
-    package = next(p.name for p in (project / "src").iterdir() if p.name.startswith("proj_"))
-    foreground = subprocess.Popen(
-        [str(Path(os.sys.executable).parent / "kedro"), "prefect", "worker", "start"],
-        cwd=project,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    try:
-        assert [w["name"] for w in online_workers(api_url, pool, timeout=60)] == [worker_name(package, pool)]
-        status = kedro(project, "prefect", "worker", "status")
-        assert f"worker for pool '{pool}': running" in status.stdout
-        assert f"{worker_name(package, pool)}: ONLINE" in status.stdout
-        again = kedro(project, "prefect", "worker", "start")
-        assert again.returncode != 0 and "already runs" in again.stderr
-    finally:
-        foreground.terminate()  # what a service manager does
-        foreground.wait(timeout=30)
-    assert processes_with(f"--name {worker_name(package, pool)}") == []
-    assert not record_path(project, pool).exists()
+def test_server_stop_leaves_a_prefect_toml_it_did_not_write(make_project):
+    project = make_project()
+    users = '[api]\nurl = "http://127.0.0.1:4200/api"\n'
+    (project / "prefect.toml").write_text(users)
+    stopped = kedro(project, "prefect", "server", "stop")
+    assert stopped.returncode == 0, stopped.stderr
+    assert "prefect.toml: left as it is" in stopped.stdout
+    assert (project / "prefect.toml").read_text() == users
 
 
 def start_foreground_worker(project: Path) -> subprocess.Popen:
