@@ -479,10 +479,23 @@ def parse_job_variables(items: tuple[str, ...]) -> dict:
     return variables
 
 
+def _list_option(name: str, what: str):
+    return click.option(name, default="", help=f"{what}, comma-separated, as `kedro run {name}`.")
+
+
 @prefect.command()
 @click.argument("pipeline")
 @ENV_OPTION
 @click.option("--params", default="", help="Runtime params, Kedro syntax: key=value,section.key=value")
+@_list_option("--tags", "Only the nodes with any of these tags")
+@_list_option("--nodes", "Only these nodes (flow parameter node_names)")
+@_list_option("--from-nodes", "These nodes and everything downstream of them")
+@_list_option("--to-nodes", "These nodes and everything upstream of them")
+@_list_option("--namespaces", "Only the nodes in these namespaces")
+@_list_option("--from-inputs", "The nodes downstream of these datasets")
+@_list_option("--to-outputs", "The nodes upstream of these datasets")
+@click.option("--load-versions", default="", help="dataset:version pairs to load, comma-separated.")
+@click.option("--only-missing-outputs", is_flag=True, help="Skip the nodes whose outputs all exist.")
 @click.option("--wait", is_flag=True, help="Follow the run to its end; exit 1 unless it completed.")
 @click.option("--timeout", default=3600.0, show_default=True, help="Seconds --wait follows it.")
 @click.option(
@@ -500,6 +513,7 @@ def run(
     wait: bool,
     timeout: float,
     job_variables: tuple[str, ...],
+    **filters,
 ) -> None:
     """Trigger PIPELINE's deployment; a worker for its pool runs it.
 
@@ -507,17 +521,26 @@ def run(
     Examples:
       kedro prefect run data_science
       kedro prefect run __default__ --params model.test_size=0.3 --wait
+      kedro prefect run __default__ --from-nodes train_model --wait
       kedro prefect run training --job-variable memory=16Gi --job-variable env.BATCH=64
     """
-    import time
-
     from kedro_prefect_hooks.registration.api import PrefectApi
     from kedro_prefect_hooks.registration.connection import PrefectApiError
     from kedro_prefect_hooks.registration.plan import desired_deployments
+    from kedro_prefect_hooks.selection import filter_parameters, given_options, load_plan, resume_command
+    from kedro_prefect_hooks.watch import start_hint, wait_and_report
 
     config, api, loader = _config_and_api(metadata, env)
     selected = _selected(config, (pipeline,))
     (deployment,) = desired_deployments(config, _kedro_project(metadata, loader, env), selected)
+    try:
+        parameters = filter_parameters(filters)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--load-versions") from None
+    filtered = bool(parameters)
+    if params:
+        parameters["params"] = parse_params(params)
+    given = given_options(click.get_current_context())
     client = PrefectApi(api, config.timeout)
     try:
         found = client.deployment_by_name(deployment.flow_name, deployment.name)
@@ -525,41 +548,35 @@ def run(
             raise click.ClickException(
                 f"{deployment.full_name} is not registered at {api.url}: run `kedro prefect register`."
             )
-        parameters = {"params": parse_params(params)} if params else {}
+        try:  # counted for --wait, checked when filtered; the deployment's presets apply under the run's own
+            effective = {**(found.get("parameters") or {}), **parameters}
+            plan = load_plan(pipeline, effective, _group_by(config, pipeline)) if wait or filtered else None
+        except ValueError as exc:
+            problem = str(exc).strip().rstrip(".")
+            raise click.ClickException(
+                f"pipeline '{pipeline}' with these filters: {problem}. No run was created."
+            ) from None
         flow_run = client.create_flow_run(found["id"], parameters, parse_job_variables(job_variables))
         ui = api.url.removesuffix("/api")
         click.echo(
             f"Triggered {deployment.full_name}: flow run '{flow_run['name']}' "
             f"{ui}/runs/flow-run/{flow_run['id']}"
         )
-        if not wait:
-            return
-        shown, deadline = None, time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            flow_run = client.flow_run(flow_run["id"])
-            state = flow_run["state"]["type"] if flow_run.get("state") else "PENDING"
-            tasks = client.task_run_states(flow_run["id"])
-            progress = f"{state}: {tasks.count('COMPLETED')}/{len(tasks)} tasks completed"
-            if progress != shown:
-                click.echo(progress)
-                shown = progress
-            if state in ("COMPLETED", "FAILED", "CRASHED", "CANCELLED"):
-                # Task runs reach the API as events, a moment after the flow run ends.
-                for _ in range(10):
-                    time.sleep(0.5)
-                    settled = client.task_run_states(flow_run["id"])
-                    if settled and settled == tasks:
-                        break
-                    tasks = settled
-                click.echo(f"{state}: {tasks.count('COMPLETED')}/{len(tasks)} tasks completed")
-                if state != "COMPLETED":
-                    raise click.ClickException(
-                        f"{deployment.full_name} ended {state}: {flow_run['state'].get('message')}"
-                    )
-                return
-            time.sleep(1)
-        raise click.ClickException(
-            f"still {shown} after {timeout:g} s; see {ui}/runs/flow-run/{flow_run['id']}"
-        )
+        if plan is not None and wait:
+            pool = found.get("work_pool_name") or config.work_pool.name
+            wait_and_report(
+                client,
+                flow_run["id"],
+                deployment.full_name,
+                plan,
+                pool,
+                start_hint(pool, config.work_pool.name, env),
+                timeout,
+                lambda nodes: resume_command(pipeline, given, nodes),
+            )
     except PrefectApiError as exc:
         raise click.ClickException(str(exc)) from None
+
+
+def _group_by(config, pipeline: str) -> str:
+    return config.options_for(pipeline).run.group_by

@@ -50,6 +50,20 @@ def run_session(session: Any, pipeline: str, runner: Any, **filters: Any) -> Any
     return session.run(pipeline_name=pipeline, runner=runner, **filters)
 
 
+def filter_pipeline(pipeline: Any, namespaces: list[str] | None = None, **filters: Any) -> Any:
+    """`Pipeline.filter` with `kedro run`'s filters, as `KedroSession.run` applies them.
+
+    Kedro 1.x takes `node_namespaces` (a list); an older signature with one
+    `node_namespace` gets the namespaces one at a time, joined.
+    """
+    parameters = inspect.signature(pipeline.filter).parameters
+    if not namespaces:
+        return pipeline.filter(**filters)
+    if "node_namespaces" in parameters:
+        return pipeline.filter(node_namespaces=namespaces, **filters)
+    return sum((pipeline.filter(node_namespace=ns, **filters) for ns in namespaces), type(pipeline)([]))
+
+
 def dataset_description(dataset: Any) -> dict[str, Any]:
     """A Kedro dataset's own description (filepath, version...).
 
