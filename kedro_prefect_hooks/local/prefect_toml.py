@@ -76,15 +76,15 @@ def start_lines(project_path: Path, url: str) -> list[str]:
     outcome = point_prefect_cli_at(project_path, url)
     if outcome == "theirs":
         if configured_url(Path(project_path) / FILE_NAME) == url:
-            return ["Your prefect.toml already points the prefect CLI in this folder at it."]
+            return ["Your prefect.toml already points the prefect CLI in the project folder at it."]
         return [
             "prefect.toml exists and was not written by kedro-prefect-hooks: left as it is. "
             "For the prefect CLI to use this server, run:",
             f"  export PREFECT_API_URL={url}",
         ]
     lines = [
-        ("Wrote prefect.toml: " if outcome == "written" else "prefect.toml: ")
-        + "Kedro commands and the prefect CLI run in this folder use this server "
+        ("Wrote prefect.toml" if outcome == "written" else "prefect.toml")
+        + " in the project folder: Kedro commands and the prefect CLI run there use this server "
         "(`kedro prefect server stop` removes the file; add prefect.toml to .gitignore)."
     ]
     wins = first_setting(settings_layers(project_path), "PREFECT_API_URL")
