@@ -50,7 +50,8 @@ class PlainDisplay:
 
     def finish(self, state: str, completed: int, failed: int) -> str:
         line = progress_line(state, completed, failed, *self._shape)
-        click.echo(line)
+        if line != self._last:  # at --timeout, the last line may already say it
+            click.echo(line)
         return line
 
 

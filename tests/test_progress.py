@@ -24,6 +24,13 @@ def test_plain_lines_change_with_the_run_and_the_final_line_comes_once(capsys):
     ]
 
 
+def test_at_timeout_the_line_in_force_is_not_printed_twice(capsys):
+    display = PlainDisplay(total=5, label="nodes")
+    display.update("SCHEDULED (Late)", 0, 0)
+    assert display.finish("SCHEDULED (Late)", 0, 0) == "SCHEDULED (Late): 0/5 nodes completed"
+    assert capsys.readouterr().out.splitlines() == ["SCHEDULED (Late): 0/5 nodes completed"]
+
+
 def test_counts_without_a_known_total_or_with_only_missing_outputs():
     assert progress_line("RUNNING", 2, 0, None, "nodes", False) == "RUNNING: 2 nodes completed"
     assert progress_line("COMPLETED", 2, 0, 5, "nodes", True).startswith(

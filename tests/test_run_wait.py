@@ -165,6 +165,8 @@ def test_without_a_worker_it_says_so_and_how_to_start_one(own_pool_project):
     assert f"No worker is online for work pool '{pool}'" in ran.output
     assert "`kedro prefect worker start`" in ran.output and "worker: {start: true}" in ran.output
     assert "Error: still SCHEDULED" in ran.output
+    progress = [line for line in ran.output.splitlines() if "nodes completed" in line and "Error" not in line]
+    assert len(progress) == len(set(progress)), progress  # no line twice
 
 
 def test_it_keeps_waiting_and_a_worker_that_comes_runs_it(own_pool_project):
