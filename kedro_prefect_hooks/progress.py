@@ -31,6 +31,8 @@ class Display(Protocol):
 
     def finish(self, state: str, completed: int, failed: int) -> str: ...
 
+    def close(self) -> None: ...
+
 
 class PlainDisplay:
     """A line each time the state or a count changes."""
@@ -53,6 +55,9 @@ class PlainDisplay:
         if line != self._last:  # at --timeout, the last line may already say it
             click.echo(line)
         return line
+
+    def close(self) -> None:
+        pass
 
 
 class RichDisplay:
@@ -88,6 +93,10 @@ class RichDisplay:
         line = progress_line(state, completed, failed, *self._shape)
         self._console.print(line, markup=False, highlight=False, soft_wrap=True)
         return line
+
+    def close(self) -> None:
+        """Take the bar down (Ctrl-C, an API error), so the terminal is left as it was."""
+        self._progress.stop()
 
 
 def make_display(total: int | None, label: str, at_most: bool = False, console=None) -> Display:

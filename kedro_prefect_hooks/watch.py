@@ -165,8 +165,16 @@ def wait_and_report(
     display = make_display(plan.total, plan.label, plan.at_most)
     check = WorkerCheck(client, pool, start_hint, display.note)
     total = None if plan.at_most else plan.total
-    outcome = follow(client, flow_run_id, display, check, timeout, expected_total=total)
     ui = f"{client.settings.url.removesuffix('/api')}/runs/flow-run/{flow_run_id}"
+    try:
+        outcome = follow(client, flow_run_id, display, check, timeout, expected_total=total)
+    except KeyboardInterrupt:
+        display.close()
+        click.echo(f"Stopped following the run; it goes on: {ui}")
+        raise SystemExit(130) from None
+    except BaseException:
+        display.close()
+        raise
     if not outcome.finished:
         raise click.ClickException(f"still {outcome.line} after {timeout:g} s; see {ui}")
     if outcome.state == "COMPLETED":

@@ -4,6 +4,7 @@ the failed node and the command that resumes from it. Real server, real workers,
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import uuid
 
@@ -202,3 +203,25 @@ def test_it_keeps_waiting_and_a_worker_that_comes_runs_it(own_pool_project):
     assert waiting.returncode == 0, seen
     assert any(f"A worker is online for work pool '{pool}' now" in line for line in seen), seen
     assert seen[-1] == "COMPLETED: 1/1 nodes completed", seen
+
+
+def test_ctrl_c_stops_following_and_says_the_run_goes_on(own_pool_project):
+    project, pool = own_pool_project
+    waiting = subprocess.Popen(
+        [str(BIN / "kedro"), "prefect", "run", "data_processing", "--wait"],
+        cwd=project,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "COLUMNS": "1000"},
+    )
+    try:
+        for line in waiting.stdout:
+            if f"No worker is online for work pool '{pool}'" in line:
+                waiting.send_signal(signal.SIGINT)
+                break
+        rest = waiting.communicate(timeout=60)[0]
+    finally:
+        waiting.kill()
+    assert waiting.returncode == 130, rest
+    assert "Stopped following the run; it goes on: http://" in rest and "Traceback" not in rest

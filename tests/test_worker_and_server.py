@@ -87,7 +87,7 @@ def test_the_flag_starts_one_worker_across_sessions_and_it_runs_deployments(api_
     open_session(project)  # and one more, afterwards
     assert len(processes_with(f"--name {worker_name(package, pool)}")) == 1
     assert [w["name"] for w in online_workers(api_url, pool)] == [worker_name(package, pool)]
-    assert sum("started a process worker" in out for out in outputs) == 1  # printed with its log path
+    assert sum("started a process worker" in out for out in outputs) == 1, outputs  # with its log path
     record = read_record(record_path(project, pool))
     assert f"log: {record.log}" in next(out for out in outputs if "started a process worker" in out)
 
