@@ -1,7 +1,9 @@
 """MkDocs hook: writes docs/reference.md from the pydantic models, so the reference never drifts.
 
 Types and defaults come from the models; descriptions from the docstrings under each
-field in the modules of kedro_prefect_hooks/config/.
+field in the modules of kedro_prefect_hooks/config/. The file is committed too, so that
+links to it work outside the docs site; tests/test_docs.py fails when it is stale, and
+`python docs/hooks.py` rewrites it.
 """
 
 from __future__ import annotations
@@ -96,7 +98,8 @@ def model_section(model: type[BaseModel], prefix: str, docs: dict, seen: set) ->
     return lines
 
 
-def write_reference() -> None:
+def reference_text() -> str:
+    """The whole of docs/reference.md."""
     lines = [
         "# Configuration reference (generated)",
         "",
@@ -106,10 +109,18 @@ def write_reference() -> None:
         "",
     ]
     lines += model_section(PrefectConfig, "", field_docstrings(), {PrefectConfig})
-    text = "\n".join(lines) + "\n"
+    return "\n".join(lines) + "\n"
+
+
+def write_reference() -> None:
+    text = reference_text()
     if not OUT.exists() or OUT.read_text() != text:
         OUT.write_text(text)
 
 
 def on_pre_build(config, **kwargs) -> None:
+    write_reference()
+
+
+if __name__ == "__main__":
     write_reference()

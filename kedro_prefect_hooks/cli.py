@@ -49,28 +49,37 @@ def _project(metadata) -> tuple[Path, str]:
     return Path(metadata.project_path), metadata.package_name
 
 
-def _config_and_api(metadata, env: str | None, required: bool = True):
-    """The project's config, API and config loader, or a one-line error naming the fix.
+def _config(metadata, env: str | None, required: bool = True):
+    """The project's config and config loader, or a one-line error naming the fix.
 
     Worker commands pass `required=False`: without prefect.yml they serve the default pool.
     """
     from kedro_prefect_hooks.config import ConfigError, PrefectConfig
     from kedro_prefect_hooks.config.loader import load_config
-    from kedro_prefect_hooks.hooks import find_api
     from kedro_prefect_hooks.project import project_config_loader
-    from kedro_prefect_hooks.registration.connection import PrefectApiError
 
     project_path, _ = _project(metadata)
     try:
         loader = project_config_loader(project_path, env)
         config = load_config(loader)
-        if config is None and required:
-            raise click.ClickException(
-                f"No prefect.yml in {project_path / 'conf'}: run `kedro prefect init` first."
-            )
-        config = config or PrefectConfig()
-        return config, find_api(config, project_path), loader
-    except (ConfigError, PrefectApiError) as exc:
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+    if config is None and required:
+        raise click.ClickException(
+            f"No prefect.yml in {project_path / 'conf'}: run `kedro prefect init` first."
+        )
+    return config or PrefectConfig(), loader
+
+
+def _config_and_api(metadata, env: str | None, required: bool = True):
+    """The project's config, API and config loader, or a one-line error naming the fix."""
+    from kedro_prefect_hooks.hooks import find_api
+    from kedro_prefect_hooks.registration.connection import PrefectApiError
+
+    config, loader = _config(metadata, env, required)
+    try:
+        return config, find_api(config, _project(metadata)[0]), loader
+    except PrefectApiError as exc:
         raise click.ClickException(str(exc)) from None
 
 
@@ -84,7 +93,14 @@ def worker_start(metadata, env: str | None) -> None:
     Example:
       kedro prefect worker start --env local
     """
-    from kedro_prefect_hooks.local.processes import Record, file_lock, is_running, read_record, write_record
+    from kedro_prefect_hooks.local.processes import (
+        Record,
+        file_lock,
+        is_running,
+        read_record,
+        sigint_reset,
+        write_record,
+    )
     from kedro_prefect_hooks.local.worker import record_path, worker_command, worker_env, worker_name
 
     project_path, package = _project(metadata)
@@ -99,7 +115,10 @@ def worker_start(metadata, env: str | None) -> None:
             )
         click.echo(f"Worker for pool '{pool}' at {api.url}; Ctrl-C stops it.")
         process = subprocess.Popen(
-            worker_command(package, pool, config.worker), cwd=project_path, env=worker_env(api, config.worker)
+            worker_command(package, pool, config.worker),
+            cwd=project_path,
+            env=worker_env(api, config.worker),
+            preexec_fn=sigint_reset(),  # Ctrl-C and `kedro prefect worker stop` must reach it
         )
         write_record(
             path, Record(pid=process.pid, marker=worker_name(package, pool), log="(terminal)", url=api.url)
@@ -107,9 +126,9 @@ def worker_start(metadata, env: str | None) -> None:
     stopped = []
 
     def stop_on_request(*_: object) -> None:
-        # A service manager stops us with SIGTERM: pass it on, so the worker does not outlive us.
+        # A service manager stops us with SIGTERM: pass it on as the Ctrl-C the worker handles best.
         stopped.append(True)
-        process.terminate()
+        process.send_signal(signal.SIGINT)
 
     signal.signal(signal.SIGTERM, stop_on_request)
     try:
@@ -131,16 +150,19 @@ def worker_start(metadata, env: str | None) -> None:
 def worker_status(metadata, env: str | None) -> None:
     """This project's worker process, and the pool's workers as Prefect sees them.
 
+    The process status needs no API: without one, a line says why it could not be asked.
+
     \b
     Example:
       kedro prefect worker status
     """
+    from kedro_prefect_hooks.hooks import find_api
     from kedro_prefect_hooks.local.worker import running_workers
     from kedro_prefect_hooks.registration.api import PrefectApi
     from kedro_prefect_hooks.registration.connection import PrefectApiError
 
     project_path, _ = _project(metadata)
-    config, api, _ = _config_and_api(metadata, env, required=False)
+    config, _ = _config(metadata, env, required=False)
     pool = config.work_pool.name
     mine = running_workers(project_path).get(pool)
     click.echo(
@@ -148,9 +170,11 @@ def worker_status(metadata, env: str | None) -> None:
         + (f"running, pid {mine.pid}, log {mine.log}" if mine else "not running")
     )
     try:
+        api = find_api(config, project_path)
         seen = PrefectApi(api, timeout=config.timeout).pool_workers(pool)
     except PrefectApiError as exc:
-        raise click.ClickException(str(exc)) from None
+        click.echo(f"  could not ask the Prefect API for the pool's workers: {exc}")
+        return
     for entry in seen:
         click.echo(
             f"  {entry['name']}: {entry.get('status')}, last heartbeat {entry.get('last_heartbeat_time')}"
@@ -161,10 +185,12 @@ def worker_status(metadata, env: str | None) -> None:
 
 @worker.command("stop")
 @ENV_OPTION
-@click.option("--timeout", default=15.0, show_default=True, help="Seconds before SIGKILL.")
+@click.option(
+    "--timeout", default=15.0, show_default=True, help="Seconds before SIGKILL (SIGTERM at half of it)."
+)
 @click.pass_obj
 def worker_stop(metadata, env: str | None, timeout: float) -> None:
-    """Stop the worker this project started (by its recorded pid): SIGTERM, then SIGKILL.
+    """Stop the worker this project started (by its recorded pid): SIGINT, SIGTERM, then SIGKILL.
 
     \b
     Example:
@@ -188,10 +214,15 @@ def worker_stop(metadata, env: str | None, timeout: float) -> None:
 def server_start(metadata, port: int | None) -> None:
     """Start this project's local Prefect server in the background (takes 10-20 s).
 
+    It also writes <project>/prefect.toml, so that the prefect CLI run in the project
+    uses this server (a prefect.toml of yours is left alone: the command prints the
+    `export PREFECT_API_URL=...` line instead).
+
     \b
     Example:
       kedro prefect server start --port 4300
     """
+    from kedro_prefect_hooks.local.prefect_toml import start_lines
     from kedro_prefect_hooks.local.server import start_local_server
 
     project_path, _ = _project(metadata)
@@ -204,7 +235,9 @@ def server_start(metadata, port: int | None) -> None:
     click.echo(
         ("Started" if started else "Already running") + f": UI {ui}, API {record.url} (pid {record.pid})"
     )
-    click.echo(f"Log: {record.log}. Kedro commands in this project use it while no PREFECT_API_URL is set.")
+    click.echo(f"Log: {record.log}")
+    for line in start_lines(project_path, record.url):
+        click.echo(line)
 
 
 @server.command("status")
@@ -233,12 +266,13 @@ def server_status(metadata) -> None:
 @server.command("stop")
 @click.pass_obj
 def server_stop(metadata) -> None:
-    """Stop this project's workers, then its local server.
+    """Stop this project's workers, then its local server, and remove the prefect.toml it wrote.
 
     \b
     Example:
       kedro prefect server stop
     """
+    from kedro_prefect_hooks.local.prefect_toml import remove_ours
     from kedro_prefect_hooks.local.server import stop_local_server
     from kedro_prefect_hooks.local.worker import running_workers, stop_worker
 
@@ -246,6 +280,13 @@ def server_stop(metadata) -> None:
     for pool in running_workers(project_path):
         click.echo(f"worker for pool '{pool}': {stop_worker(project_path, pool)}")
     click.echo(f"local server: {stop_local_server(project_path)}")
+    removed = remove_ours(project_path)
+    if removed == "removed":
+        click.echo("prefect.toml: removed")
+    elif removed == "theirs":
+        click.echo(
+            "prefect.toml: left as it is (not written by `kedro prefect server start`, or changed since)"
+        )
 
 
 def _selected(config, project, names: tuple[str, ...], loader=None):
@@ -446,10 +487,23 @@ def parse_job_variables(items: tuple[str, ...]) -> dict:
     return variables
 
 
+def _list_option(name: str, what: str):
+    return click.option(name, default="", help=f"{what}, comma-separated, as `kedro run {name}`.")
+
+
 @prefect.command()
 @click.argument("pipeline")
 @ENV_OPTION
 @click.option("--params", default="", help="Runtime params, Kedro syntax: key=value,section.key=value")
+@_list_option("--tags", "Only the nodes with any of these tags")
+@_list_option("--nodes", "Only these nodes (flow parameter node_names)")
+@_list_option("--from-nodes", "These nodes and everything downstream of them")
+@_list_option("--to-nodes", "These nodes and everything upstream of them")
+@_list_option("--namespaces", "Only the nodes in these namespaces")
+@_list_option("--from-inputs", "The nodes downstream of these datasets")
+@_list_option("--to-outputs", "The nodes upstream of these datasets")
+@click.option("--load-versions", default="", help="dataset:version pairs to load, comma-separated.")
+@click.option("--only-missing-outputs", is_flag=True, help="Skip the nodes whose outputs all exist.")
 @click.option("--wait", is_flag=True, help="Follow the run to its end; exit 1 unless it completed.")
 @click.option("--timeout", default=3600.0, show_default=True, help="Seconds --wait follows it.")
 @click.option(
@@ -467,6 +521,7 @@ def run(
     wait: bool,
     timeout: float,
     job_variables: tuple[str, ...],
+    **filters,
 ) -> None:
     """Trigger PIPELINE's deployment; a worker for its pool runs it.
 
@@ -474,17 +529,26 @@ def run(
     Examples:
       kedro prefect run data_science
       kedro prefect run __default__ --params model.test_size=0.3 --wait
+      kedro prefect run __default__ --from-nodes train_model --wait
       kedro prefect run training --job-variable memory=16Gi --job-variable env.BATCH=64
     """
-    import time
-
     from kedro_prefect_hooks.registration.api import PrefectApi
     from kedro_prefect_hooks.registration.connection import PrefectApiError
     from kedro_prefect_hooks.registration.plan import desired_deployments
+    from kedro_prefect_hooks.selection import filter_parameters, given_options, load_plan, resume_command
+    from kedro_prefect_hooks.watch import start_hint, wait_and_report
 
     config, api, loader = _config_and_api(metadata, env)
     project = _kedro_project(metadata, loader, env)
     (deployment,) = desired_deployments(config, project, _selected(config, project, (pipeline,)))
+    try:
+        parameters = filter_parameters(filters)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--load-versions") from None
+    filtered = bool(parameters)
+    if params:
+        parameters["params"] = parse_params(params)
+    given = given_options(click.get_current_context())
     client = PrefectApi(api, config.timeout)
     try:
         found = client.deployment_by_name(deployment.flow_name, deployment.name)
@@ -492,41 +556,35 @@ def run(
             raise click.ClickException(
                 f"{deployment.full_name} is not registered at {api.url}: run `kedro prefect register`."
             )
-        parameters = {"params": parse_params(params)} if params else {}
+        try:  # counted for --wait, checked when filtered; the deployment's presets apply under the run's own
+            effective = {**(found.get("parameters") or {}), **parameters}
+            plan = load_plan(pipeline, effective, _group_by(config, pipeline)) if wait or filtered else None
+        except ValueError as exc:
+            problem = str(exc).strip().rstrip(".")
+            raise click.ClickException(
+                f"pipeline '{pipeline}' with these filters: {problem}. No run was created."
+            ) from None
         flow_run = client.create_flow_run(found["id"], parameters, parse_job_variables(job_variables))
         ui = api.url.removesuffix("/api")
         click.echo(
             f"Triggered {deployment.full_name}: flow run '{flow_run['name']}' "
             f"{ui}/runs/flow-run/{flow_run['id']}"
         )
-        if not wait:
-            return
-        shown, deadline = None, time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            flow_run = client.flow_run(flow_run["id"])
-            state = flow_run["state"]["type"] if flow_run.get("state") else "PENDING"
-            tasks = client.task_run_states(flow_run["id"])
-            progress = f"{state}: {tasks.count('COMPLETED')}/{len(tasks)} tasks completed"
-            if progress != shown:
-                click.echo(progress)
-                shown = progress
-            if state in ("COMPLETED", "FAILED", "CRASHED", "CANCELLED"):
-                # Task runs reach the API as events, a moment after the flow run ends.
-                for _ in range(10):
-                    time.sleep(0.5)
-                    settled = client.task_run_states(flow_run["id"])
-                    if settled and settled == tasks:
-                        break
-                    tasks = settled
-                click.echo(f"{state}: {tasks.count('COMPLETED')}/{len(tasks)} tasks completed")
-                if state != "COMPLETED":
-                    raise click.ClickException(
-                        f"{deployment.full_name} ended {state}: {flow_run['state'].get('message')}"
-                    )
-                return
-            time.sleep(1)
-        raise click.ClickException(
-            f"still {shown} after {timeout:g} s; see {ui}/runs/flow-run/{flow_run['id']}"
-        )
+        if plan is not None and wait:
+            pool = found.get("work_pool_name") or config.work_pool.name
+            wait_and_report(
+                client,
+                flow_run["id"],
+                deployment.full_name,
+                plan,
+                pool,
+                start_hint(pool, config.work_pool.name, env),
+                timeout,
+                lambda nodes: resume_command(pipeline, given, nodes),
+            )
     except PrefectApiError as exc:
         raise click.ClickException(str(exc)) from None
+
+
+def _group_by(config, pipeline: str) -> str:
+    return config.options_for(pipeline).run.grouping

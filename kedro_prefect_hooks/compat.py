@@ -50,6 +50,20 @@ def run_session(session: Any, pipeline: str, runner: Any, **filters: Any) -> Any
     return session.run(pipeline_name=pipeline, runner=runner, **filters)
 
 
+def filter_pipeline(pipeline: Any, namespaces: list[str] | None = None, **filters: Any) -> Any:
+    """`Pipeline.filter` with `kedro run`'s filters, as `KedroSession.run` applies them.
+
+    Kedro 1.x takes `node_namespaces` (a list); an older signature with one
+    `node_namespace` gets the namespaces one at a time, joined.
+    """
+    parameters = inspect.signature(pipeline.filter).parameters
+    if not namespaces:
+        return pipeline.filter(**filters)
+    if "node_namespaces" in parameters:
+        return pipeline.filter(node_namespaces=namespaces, **filters)
+    return sum((pipeline.filter(node_namespace=ns, **filters) for ns in namespaces), type(pipeline)([]))
+
+
 def dataset_description(dataset: Any) -> dict[str, Any]:
     """A Kedro dataset's own description (filepath, version...).
 
@@ -61,6 +75,20 @@ def dataset_description(dataset: Any) -> dict[str, Any]:
     except Exception:
         return {}
     return description if isinstance(description, dict) else {}
+
+
+def saved_version_path(dataset: Any) -> str | None:
+    """Where a versioned dataset writes this run's version: `<filepath>/<save version>/<file name>`.
+
+    Public: `resolve_save_version()` (None for an unversioned dataset). Private:
+    `AbstractVersionedDataset._get_versioned_path`. Returns None when either is
+    missing or fails: the report then shows the dataset's unversioned path.
+    """
+    try:
+        save_version = dataset.resolve_save_version()
+        return None if save_version is None else str(dataset._get_versioned_path(save_version))
+    except Exception:
+        return None
 
 
 def suggest_resume(runner: Any, pipeline: Any, done_nodes: list, catalog: Any) -> None:

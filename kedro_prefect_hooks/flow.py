@@ -147,9 +147,7 @@ def _publish(report: RunReport) -> None:
         create_markdown_artifact(
             markdown=report.markdown(),
             key=artifact_key(report.pipeline),
-            # A retried attempt reads the save version back from here (run/resume.py).
-            description=f"Kedro pipeline '{report.pipeline}': nodes and datasets of this run "
-            f"(save version {report.save_version})",
+            description=report.description(),
         )
     except Exception as exc:  # a report must not hide the run's own outcome
         get_run_logger().warning("Could not publish the run report artifact: %s", exc)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +11,7 @@ from kedro.framework.hooks import hook_impl
 
 from kedro_prefect_hooks.config import PrefectConfig
 from kedro_prefect_hooks.config.loader import INIT_HINT, load_config, missing_env_folder
+from kedro_prefect_hooks.local.prefect_toml import FILE_NAME, is_ours
 from kedro_prefect_hooks.local.server import local_server_url
 from kedro_prefect_hooks.local.worker import WorkerStartError, ensure_worker
 from kedro_prefect_hooks.project import (
@@ -26,6 +28,7 @@ from kedro_prefect_hooks.registration.connection import (
     PrefectApiError,
     resolve_api,
 )
+from kedro_prefect_hooks.registration.prefect_settings import PREFECT_TOML
 
 logger = logging.getLogger(__name__)
 if logging.getLogger("kedro_prefect_hooks").level == logging.NOTSET:
@@ -112,13 +115,33 @@ def _loader_without_runtime_params(context: Any) -> Any:
 
 
 def find_api(config: PrefectConfig, project_path: Path) -> ApiSettings:
-    """The configured API, else this project's local server if it runs, else an error with the two ways out."""
+    """The configured API, else this project's local server if it runs, else an error with the two ways out.
+
+    The prefect.toml that `kedro prefect server start` wrote counts as the local server
+    while that runs; once it is stopped, the file is named instead of used: by then
+    another server (another project's) may listen on its port.
+    """
     api = resolve_api(config.api_url)
-    if api is None and (url := local_server_url(project_path)):
-        api = ApiSettings(url=url, source=LOCAL_SERVER)
+    local = local_server_url(project_path)
+    if api is not None and api.source == PREFECT_TOML and _our_prefect_toml(project_path):
+        if api.url != local:
+            raise PrefectApiError(
+                f"{PREFECT_TOML} was written by `kedro prefect server start` for this project's local "
+                f"server, which is not running: start it again with `kedro prefect server start`, or "
+                f"delete prefect.toml"
+            )
+        api = replace(api, source=LOCAL_SERVER)
+    if api is None and local:
+        api = ApiSettings(url=local, source=LOCAL_SERVER)
     if api is None:
         raise PrefectApiError(
             "No Prefect API: start a local one with `kedro prefect server start`, "
             "or set PREFECT_API_URL (or `api_url` in prefect.yml)."
         )
     return api
+
+
+def _our_prefect_toml(project_path: Path) -> bool:
+    """The working directory's prefect.toml is the one `server start` wrote into this project."""
+    here = Path.cwd() / FILE_NAME
+    return here.resolve() == (Path(project_path) / FILE_NAME).resolve() and is_ours(here)

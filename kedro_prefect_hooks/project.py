@@ -174,6 +174,19 @@ def project_config_loader(project_path: Path, env: str | None, runtime_params: d
     )
 
 
+def env_in_force(project_path: Path, env: str | None) -> tuple[str, bool]:
+    """(the Kedro env a session of this bootstrapped project uses, whether it is the loader's default).
+
+    Kedro's rule: the env given, else KEDRO_ENV, else the config loader's
+    `default_run_env` (`local` in a new project), else its base env.
+    """
+    env = env or os.environ.get("KEDRO_ENV")
+    if env:
+        return env, False
+    loader = project_config_loader(project_path, None)
+    return getattr(loader, "default_run_env", None) or getattr(loader, "base_env", None) or "base", True
+
+
 def load_project_config(
     project_path: Path, env: str | None, runtime_params: dict | None = None
 ) -> PrefectConfig:

@@ -130,6 +130,17 @@ def project_deployments(api_url: str, project: Path) -> list[dict]:
     return sorted(found, key=lambda d: d["name"])
 
 
+def invoke(project: Path, *args: str):
+    """`kedro prefect <args>` in this process, through click's runner (stdout is not a terminal)."""
+    from click.testing import CliRunner
+    from kedro.framework.startup import bootstrap_project
+
+    from kedro_prefect_hooks.cli import commands
+
+    metadata = bootstrap_project(project)
+    return CliRunner().invoke(commands, ["prefect", *args], obj=metadata, catch_exceptions=False)
+
+
 def kedro(project: Path, *args: str, env: dict | None = None, timeout: float = 120):
     """Runs a real `kedro` command in the project."""
     return subprocess.run(

@@ -146,6 +146,27 @@ FLOW_PIPELINES = {
                 node(nap, "params:nap", f"slept_{i}", name=f"nap_{i}") for i in range(4)
             ])
     """,
+    "warning": """
+        import warnings
+
+        from kedro.pipeline import Pipeline, node
+
+
+        def warn(x):
+            warnings.warn("kph-test: this node warns about " + repr(x))
+            return x
+
+
+        def returns_without_outputs(x):
+            return {"ignored": x}  # Kedro warns: a value returned by a node with outputs=None
+
+
+        def create_pipeline(**kwargs):
+            return Pipeline([
+                node(warn, "params:start", "warned", name="warn"),
+                node(returns_without_outputs, "warned", None, name="no_outputs"),
+            ])
+    """,
     "namespaced": """
         from kedro.pipeline import Pipeline, node, pipeline
 

@@ -77,13 +77,16 @@ def run_logs(api_url: str, flow_run_id: str) -> list[dict]:
             return found
 
 
-def settled_logs(api_url: str, flow_run_id: str, expected: str, timeout: float = 30) -> list[str]:
-    """The run's log messages once `expected` is among them: a run's last lines reach the
-    server a moment after its state, later still on a busy machine."""
+def settled_logs(
+    api_url: str, flow_run_id: str, expected: str, timeout: float = 30, exact: bool = True
+) -> list[str]:
+    """The run's log messages once `expected` is among them (or, `exact=False`, in one of them):
+    a run's last lines reach the server a moment after its state, later still on a busy machine."""
     deadline = time.monotonic() + timeout
     while True:
         messages = [log["message"] for log in run_logs(api_url, flow_run_id)]
-        if expected in messages or time.monotonic() > deadline:
+        found = expected in messages if exact else any(expected in message for message in messages)
+        if found or time.monotonic() > deadline:
             return messages
         time.sleep(1)
 

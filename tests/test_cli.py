@@ -4,19 +4,11 @@ from __future__ import annotations
 
 import httpx
 import pytest
-from click.testing import CliRunner
 
-from kedro_prefect_hooks.cli import commands, parse_params
+from kedro_prefect_hooks.cli import parse_params
 
-from conftest import project_deployments
+from conftest import invoke, project_deployments
 from kedro_projects import copy_project
-
-
-def invoke(project, *args):
-    from kedro.framework.startup import bootstrap_project
-
-    metadata = bootstrap_project(project)
-    return CliRunner().invoke(commands, ["prefect", *args], obj=metadata, catch_exceptions=False)
 
 
 @pytest.fixture
@@ -101,7 +93,8 @@ def test_list_and_run_with_wait(api_url, make_project, process_worker):
     assert ran.exit_code == 0, ran.output
     run_id = ran.output.split("/runs/flow-run/")[1].split()[0]
     assert httpx.get(f"{api_url}/flow_runs/{run_id}").json()["job_variables"] == {"env": {"KPH_TEST": "42"}}
-    assert "COMPLETED: 1/1 tasks completed" in ran.output
+    assert ran.output.count("COMPLETED: 1/1 nodes completed") == 1, ran.output  # the final line, once
+    assert "0/0" not in ran.output and "/1 nodes completed" in ran.output.splitlines()[1]
     assert "last run COMPLETED" in invoke(project, "list").output
 
 
@@ -133,3 +126,25 @@ def test_params_use_kedro_syntax():
     assert parse_params("a=1, b.c=x,b.d=true,e=") == {"a": 1, "b": {"c": "x", "d": True}, "e": ""}
     with pytest.raises(click.BadParameter, match="not key=value"):
         parse_params("a=1,oops")
+
+
+def test_the_init_template_explains_every_key_without_a_file_pip_users_lack():
+    """A pip install has no docs/ folder: the template itself names every key, with an example."""
+    import re
+    from importlib.resources import files
+
+    from kedro_prefect_hooks.config import PrefectConfig
+    from kedro_prefect_hooks.config.deployment import DeploymentOptions
+    from kedro_prefect_hooks.config.run import RunOptions
+
+    template = files("kedro_prefect_hooks").joinpath("templates/prefect.yml").read_text()
+    assert not re.search(r"(^|\s)docs/", template, re.M), "points at a file of the repository"
+    lines = template.format(project_name="X").splitlines()
+    for model, indent in ((PrefectConfig, ""), (DeploymentOptions, "  "), (RunOptions, "    ")):
+        for key in model.model_fields:
+            pattern = re.compile(rf"^(# ?)?{indent}(# ?)?{key}:")
+            found = [i for i, line in enumerate(lines) if pattern.match(line)]
+            assert found, f"the template does not show `{key}:`"
+            line = lines[found[0]]
+            # explained on the line itself, or by a comment line just above it
+            assert "  # " in line or lines[found[0] - 1].lstrip().startswith("#"), line

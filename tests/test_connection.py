@@ -79,3 +79,77 @@ def test_spaces_around_a_url_are_dropped(monkeypatch):
 def test_a_bad_api_url_in_prefect_yml_is_a_config_error(url):
     with pytest.raises(ConfigError, match="key `api_url`"):
         parse_config({"api_url": url})
+
+
+def write_settings_files(folder, *, dotenv=None, prefect_toml=None, pyproject=None, profile=None):
+    """Prefect's settings files: ./.env, ./prefect.toml, ./pyproject.toml, $PREFECT_HOME/profiles.toml."""
+    if dotenv:
+        (folder / ".env").write_text(f"PREFECT_API_URL={dotenv}\n")
+    if prefect_toml:
+        (folder / "prefect.toml").write_text(f'[api]\nurl = "{prefect_toml}"\n')
+    if pyproject:
+        (folder / "pyproject.toml").write_text(
+            f'[tool.kedro]\nx = 1\n\n[tool.prefect.api]\nurl = "{pyproject}"\n'
+        )
+    if profile:
+        (folder / "home").mkdir(exist_ok=True)
+        (folder / "home" / "profiles.toml").write_text(
+            f'active = "mine"\n\n[profiles.mine]\nPREFECT_API_URL = "{profile}"\n'
+        )
+
+
+def test_the_api_comes_from_where_the_prefect_cli_in_this_folder_would_take_it(tmp_path, monkeypatch):
+    """Prefect's order: environment > ./.env > ./prefect.toml > pyproject [tool.prefect] > profile."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("PREFECT_HOME", str(tmp_path / "home"))
+    urls = {
+        name: f"http://127.0.0.1:{port}/api"
+        for port, name in enumerate(["env", "dotenv", "prefect_toml", "pyproject", "profile"], start=4201)
+    }
+    write_settings_files(
+        tmp_path,
+        dotenv=urls["dotenv"],
+        prefect_toml=urls["prefect_toml"],
+        pyproject=urls["pyproject"],
+        profile=urls["profile"],
+    )
+    monkeypatch.setenv("PREFECT_API_URL", urls["env"])
+    assert (resolve_api(None).url, resolve_api(None).source) == (urls["env"], "PREFECT_API_URL")
+    monkeypatch.delenv("PREFECT_API_URL")
+    assert (resolve_api(None).url, resolve_api(None).source) == (urls["dotenv"], "PREFECT_API_URL in ./.env")
+    (tmp_path / ".env").unlink()
+    assert (resolve_api(None).url, resolve_api(None).source) == (urls["prefect_toml"], "./prefect.toml")
+    (tmp_path / "prefect.toml").unlink()
+    assert resolve_api(None).url == urls["pyproject"]
+    assert resolve_api(None).source == "[tool.prefect] in ./pyproject.toml"
+    (tmp_path / "pyproject.toml").unlink()
+    assert (resolve_api(None).url, resolve_api(None).source) == (urls["profile"], "Prefect profile 'mine'")
+    assert (
+        resolve_api("http://127.0.0.1:9999/api").source == "api_url in prefect.yml"
+    )  # the plugin's own key first
+
+
+def test_each_credential_is_taken_from_its_own_first_source(tmp_path, monkeypatch):
+    """As in Prefect, the URL may come from prefect.toml and the key from the profile."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("PREFECT_HOME", str(tmp_path / "home"))
+    write_settings_files(tmp_path, prefect_toml="https://prefect.example.com/api")
+    (tmp_path / "home").mkdir()
+    (tmp_path / "home" / "profiles.toml").write_text(
+        'active = "p"\n[profiles.p]\nPREFECT_API_KEY = "pnu_k"\n'
+    )
+    api = resolve_api(None)
+    assert api.url == "https://prefect.example.com/api" and api.headers == {"Authorization": "Bearer pnu_k"}
+
+
+def test_a_prefect_toml_left_by_a_stopped_local_server_is_named_not_silently_used(make_project, monkeypatch):
+    """Another developer's server may listen on that port by now: the hook must not write there."""
+    from kedro_prefect_hooks.config import PrefectConfig
+    from kedro_prefect_hooks.hooks import find_api
+    from kedro_prefect_hooks.local.prefect_toml import point_prefect_cli_at
+
+    project = make_project()
+    assert point_prefect_cli_at(project, "http://127.0.0.1:4200/api") == "written"
+    monkeypatch.chdir(project)
+    with pytest.raises(PrefectApiError, match="local server, which is not running"):
+        find_api(PrefectConfig(), project)

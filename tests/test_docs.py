@@ -46,3 +46,13 @@ def test_every_config_key_has_a_description_in_the_reference(tmp_path, monkeypat
         "`defaults.schedule.cron`",
     ):
         assert key in text
+
+
+def test_the_committed_reference_is_what_the_docs_hook_generates():
+    """docs/reference.md is committed, so links to it work on GitHub and in the sdist: it must not drift."""
+    hooks = load_docs_hooks()
+    committed = HOOKS.parent / "reference.md"
+    assert committed.exists(), "docs/reference.md is missing: run `python docs/hooks.py`"
+    assert committed.read_text() == hooks.reference_text(), (
+        "docs/reference.md differs from the config models: run `python docs/hooks.py` and commit it"
+    )

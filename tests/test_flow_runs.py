@@ -7,6 +7,7 @@ each wave at once, so the worker runs them side by side.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -55,6 +56,7 @@ def first_wave(prefect_server, process_worker, deployment_ids):
             ("flaky", "flaky", None),
             ("sleepy", "sleepy", {"params": {"nap": 2}}),  # long enough to overlap on a busy machine
             ("namespaced", "namespaced", None),
+            ("warning", "warning", None),
             ("unknown", "__default__", {"pipeline": "no_such_pipeline"}),
         ]
     }
@@ -99,13 +101,44 @@ def test_kedro_logs_reach_the_flow_run(prefect_server, first_wave):
     assert "doubling 3" in messages  # the node's own module logger
 
 
-def test_a_markdown_report_is_published(prefect_server, first_wave):
+def kedro_warning_for_outputs_none() -> str | None:
+    """What this Kedro version warns when a node with outputs=None returns a value, if anything."""
+    import warnings
+
+    from kedro.pipeline import node
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        node(lambda x: {"ignored": x}, "x", None, name="no_outputs").run({"x": 1})
+    return str(caught[0].message) if caught else None
+
+
+def test_python_and_kedro_warnings_reach_the_flow_run(prefect_server, first_wave):
+    """Seen: Kedro's warnings went only to the worker's own log file."""
+    run = first_wave["warning"]
+    assert completed(run)
+    messages = settled_logs(prefect_server, run["id"], "kph-test: this node warns about 3", exact=False)
+    assert any("UserWarning: kph-test: this node warns about 3" in m for m in messages), messages
+    kedro_warning = kedro_warning_for_outputs_none()
+    if kedro_warning is not None:  # Kedro 1.7 has it
+        assert any(kedro_warning in m for m in messages), messages
+
+
+def test_a_markdown_report_is_published(prefect_server, flow_project, first_wave):
     (artifact,) = run_artifacts(prefect_server, first_wave["default"]["id"])
     assert artifact["key"] == "kedro-default"
     assert artifact["type"] == "markdown"
-    assert "| `double` | completed |" in artifact["data"]
-    assert "| `result` | JSONDataset | " in artifact["data"]
-    assert "data/08_reporting/result.json" in artifact["data"]
+    report = artifact["data"]
+    assert "# Kedro pipeline \\_\\_default\\_\\_" in report  # not a bold "default"
+    assert "- env: local (the project's default run env)" in report  # the run read conf/local
+    assert "| double | completed |" in report
+    assert "| result | JSONDataset | " in report and "data/08\\_reporting/result.json" in report
+    # the versioned dataset at the version this run wrote, which is on disk
+    save_version = re.search(r"- save version: (\S+)", report).group(1)
+    assert f"data/02\\_intermediate/doubled.json/{save_version}/doubled.json |" in report
+    assert (
+        flow_project / "data" / "02_intermediate" / "doubled.json" / save_version / "doubled.json"
+    ).exists()
 
 
 def test_every_kedro_hook_fires(flow_project, first_wave):

@@ -116,11 +116,11 @@ def test_report_lists_node_states_and_written_datasets():
     report.written.append(describe_dataset("out", JSONDataset(filepath="data/out.json")))
     assert describe_dataset("mem", MemoryDataset()) is None
     text = report.markdown()
-    assert "| `a` | completed | 0.250 | 1 |" in text
-    assert "| `b` | failed: ValueError: bad \\| input | 0.500 | 1 |" in text
-    assert "| `c` | not run | 0.000 | 0 |" in text
+    assert "| a | completed | 0.250 | 1 |" in text
+    assert "| b | failed: ValueError: bad \\| input | 0.500 | 1 |" in text
+    assert "| c | not run | 0.000 | 0 |" in text
     assert "3 (1 completed, 1 failed, 1 not run)" in text
-    assert "| `out` | JSONDataset | data/out.json |" in text
+    assert "| out | JSONDataset | data/out.json |" in text
 
 
 def test_artifact_keys_are_what_prefect_accepts():
@@ -240,3 +240,24 @@ def test_during_a_run_the_console_gets_plain_lines_and_gets_its_rich_handler_bac
     finally:
         root.removeHandler(rich)
     assert stream.getvalue().endswith("WARNING kedro.test: Running node: double\n")
+
+
+@pytest.mark.parametrize("capturing_before", [False, True])
+def test_a_run_captures_warnings_for_its_logs_and_puts_the_capture_back(capturing_before):
+    import logging
+
+    from prefect.logging.handlers import APILogHandler
+
+    from kedro_prefect_hooks.run.logs import _capturing_warnings, kedro_logs_to_prefect
+
+    def api_handlers():
+        return [h for h in logging.getLogger("py.warnings").handlers if isinstance(h, APILogHandler)]
+
+    was = _capturing_warnings()
+    logging.captureWarnings(capturing_before)
+    try:
+        with kedro_logs_to_prefect(["kedro"]):
+            assert _capturing_warnings() and len(api_handlers()) == 1
+        assert _capturing_warnings() is capturing_before and api_handlers() == []
+    finally:
+        logging.captureWarnings(was)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import stat
 import subprocess
 import time
@@ -86,7 +87,7 @@ def test_the_flag_starts_one_worker_across_sessions_and_it_runs_deployments(api_
     open_session(project)  # and one more, afterwards
     assert len(processes_with(f"--name {worker_name(package, pool)}")) == 1
     assert [w["name"] for w in online_workers(api_url, pool)] == [worker_name(package, pool)]
-    assert sum("started a process worker" in out for out in outputs) == 1  # printed with its log path
+    assert sum("started a process worker" in out for out in outputs) == 1, outputs  # with its log path
     record = read_record(record_path(project, pool))
     assert f"log: {record.log}" in next(out for out in outputs if "started a process worker" in out)
 
@@ -123,53 +124,121 @@ def test_inside_a_flow_run_no_worker_starts(api_url, worker_project, monkeypatch
     assert running_workers(project) == {}
 
 
+def prefect_cli(project: Path, *args: str) -> subprocess.CompletedProcess:
+    """The `prefect` CLI run in the project folder with no PREFECT_API_URL set, as a user would."""
+    env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
+    return subprocess.run(
+        [str(Path(os.sys.executable).parent / "prefect"), *args],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**env, "COLUMNS": "300"},
+    )
+
+
 def test_local_server_start_status_use_and_stop(worker_project, monkeypatch, hook_log):
     project, pool = worker_project
     monkeypatch.delenv("PREFECT_API_URL", raising=False)
     port = free_port()
+    url = f"http://127.0.0.1:{port}/api"
     started = kedro(project, "prefect", "server", "start", "--port", str(port))
     assert started.returncode == 0, started.stderr
     assert f"UI http://127.0.0.1:{port}" in started.stdout
-    assert local_server_url(project) == f"http://127.0.0.1:{port}/api"
+    assert "Wrote prefect.toml" in started.stdout
+    assert local_server_url(project) == url
     assert "running, healthy" in kedro(project, "prefect", "server", "status").stdout
 
-    open_session(project)  # no API configured: the hook uses the local server, and starts the worker
+    monkeypatch.chdir(project)  # a Kedro command run in the project reads ./prefect.toml, as Prefect does
+    open_session(project)  # the hook uses the local server, and starts the worker
     local = local_server_url(project)
-    assert [d["name"] for d in project_deployments(local, project)]
+    names = [d["name"] for d in project_deployments(local, project)]
+    assert names
     assert pool in running_workers(project)
     # mark_crashed_runs: auto creates the crash automation on the project's own server only
     automations = httpx.post(f"{local}/automations/filter", json={}, timeout=10).json()
     assert [a["name"] for a in automations] == [CRASH_AUTOMATION]
 
+    # the prefect CLI in the project folder talks to that server with no manual step
+    flow_name = project_deployments(local, project)[0]["flow_name"]
+    listed = prefect_cli(project, "deployment", "ls")
+    assert listed.returncode == 0, listed.stderr
+    assert f"{flow_name}/{names[0]}" in listed.stdout, listed.stdout
+    sources = prefect_cli(project, "config", "view", "--show-sources").stdout
+    assert f"PREFECT_API_URL='{url}' (from prefect.toml)" in sources, sources
+
+    # a prefect.toml of the user's is never touched: they get the line to paste instead
+    users = '[logging]\nlevel = "DEBUG"\n'
+    (project / "prefect.toml").write_text(users)
+    again = kedro(project, "prefect", "server", "start")
+    assert again.returncode == 0 and "Already running" in again.stdout, again.stderr
+    assert f"export PREFECT_API_URL={url}" in again.stdout
+    assert (project / "prefect.toml").read_text() == users
+    (project / "prefect.toml").unlink()
+    assert "Wrote prefect.toml" in kedro(project, "prefect", "server", "start").stdout
+
     stopped = kedro(project, "prefect", "server", "stop")
     lines = stopped.stdout.splitlines()
     assert lines.index(f"worker for pool '{pool}': stopped") < lines.index("local server: stopped")
+    assert "prefect.toml: removed" in lines and not (project / "prefect.toml").exists()
     assert local_server_url(project) is None and running_workers(project) == {}
     assert "not running" in kedro(project, "prefect", "server", "status").stdout
 
 
-def test_foreground_worker_start_status_and_sigterm(api_url, worker_project):
-    project, pool = worker_project
-    package = next(p.name for p in (project / "src").iterdir() if p.name.startswith("proj_"))
-    foreground = subprocess.Popen(
+def test_server_stop_leaves_a_prefect_toml_it_did_not_write(make_project):
+    project = make_project()
+    users = '[api]\nurl = "http://127.0.0.1:4200/api"\n'
+    (project / "prefect.toml").write_text(users)
+    stopped = kedro(project, "prefect", "server", "stop")
+    assert stopped.returncode == 0, stopped.stderr
+    assert "prefect.toml: left as it is" in stopped.stdout
+    assert (project / "prefect.toml").read_text() == users
+
+
+def start_foreground_worker(project: Path) -> subprocess.Popen:
+    """`kedro prefect worker start` as a script's `cmd &` (or nohup) starts it: ignoring SIGINT."""
+    return subprocess.Popen(
         [str(Path(os.sys.executable).parent / "kedro"), "prefect", "worker", "start"],
         cwd=project,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN),
     )
+
+
+def test_worker_stop_stops_a_foreground_worker_gracefully(api_url, worker_project):
+    """Seen: 16 s and a SIGKILL, then "exited with code -9". Prefect's worker turns SIGTERM into
+    a SIGINT to itself, which a worker that inherited an ignored SIGINT never acts on."""
+    project, pool = worker_project
+    package = next(p.name for p in (project / "src").iterdir() if p.name.startswith("proj_"))
+    foreground = start_foreground_worker(project)
     try:
         assert [w["name"] for w in online_workers(api_url, pool, timeout=60)] == [worker_name(package, pool)]
-        status = kedro(project, "prefect", "worker", "status")
-        assert f"worker for pool '{pool}': running" in status.stdout
-        assert f"{worker_name(package, pool)}: ONLINE" in status.stdout
-        again = kedro(project, "prefect", "worker", "start")
-        assert again.returncode != 0 and "already runs" in again.stderr
+        stopped = kedro(project, "prefect", "worker", "stop")
+        assert stopped.returncode == 0, stopped.stderr
+        assert f"worker for pool '{pool}': stopped" in stopped.stdout  # not "killed" after --timeout
+        output, _ = foreground.communicate(timeout=60)
     finally:
-        foreground.terminate()  # what a service manager does
-        foreground.wait(timeout=30)
+        foreground.kill()
+    assert foreground.returncode == 0 and "Error" not in output, output
     assert processes_with(f"--name {worker_name(package, pool)}") == []
     assert not record_path(project, pool).exists()
+
+
+def test_worker_status_says_what_it_knows_when_the_api_cannot_be_asked(worker_project, monkeypatch):
+    project, pool = worker_project
+    monkeypatch.delenv("PREFECT_API_URL", raising=False)  # no API at all: none set, no local server
+    unset = kedro(project, "prefect", "worker", "status")
+    assert unset.returncode == 0, unset.stderr
+    assert f"this project's worker for pool '{pool}': not running" in unset.stdout
+    assert "could not ask the Prefect API" in unset.stdout and "No Prefect API" in unset.stdout
+    down = kedro(
+        project, "prefect", "worker", "status", env={"PREFECT_API_URL": f"http://127.0.0.1:{free_port()}/api"}
+    )
+    assert down.returncode == 0, down.stderr
+    assert f"this project's worker for pool '{pool}': not running" in down.stdout
+    assert "could not ask the Prefect API" in down.stdout and "cannot connect" in down.stdout
 
 
 def with_credentials(api_url: str) -> str:

@@ -66,7 +66,7 @@ class PrefectConfig(_Model):
     pipelines: list[str] | Literal["all"] = "all"
     """Pipelines to register: all, or a list such as [__default__, data_science]."""
     api_url: str | None = None
-    """Prefect API; default: PREFECT_API_URL, then the active Prefect profile, then this project's local server."""
+    """Prefect API; default: where Prefect finds it (PREFECT_API_URL, ./.env, ./prefect.toml, pyproject's [tool.prefect], the active profile), then this project's local server."""
     on_error: Literal["warn", "raise"] = "warn"
     """What an unreachable or failing API does to the Kedro command: one warning, or an error."""
     timeout: float = Field(default=2.0, gt=0, le=120)

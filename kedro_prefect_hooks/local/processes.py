@@ -12,7 +12,7 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -110,20 +110,45 @@ def start_detached(command: list[str], log_path: Path, cwd: Path, env: dict[str,
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            preexec_fn=sigint_reset(),
         )
     return process.pid
 
 
+def sigint_reset() -> Callable[[], None] | None:
+    """For Popen's preexec_fn: give the child the default SIGINT if this process ignores it.
+
+    A command started by a script's `cmd &` or by nohup ignores SIGINT, and its
+    children inherit that. Prefect's worker stops on SIGINT (and turns SIGTERM into a
+    SIGINT to itself) by restoring the handler it found: an ignored SIGINT then never
+    stops it, and `stop` ends with SIGKILL. None (no preexec_fn) in the usual case.
+    """
+    if signal.getsignal(signal.SIGINT) != signal.SIG_IGN:
+        return None
+
+    def reset() -> None:
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+    return reset
+
+
 def stop(record: Record, timeout: float = 15) -> str:
-    """SIGTERM to the process group, then SIGKILL after `timeout`; says what it did."""
+    """Ctrl-C (SIGINT), then SIGTERM halfway through `timeout`, then SIGKILL; says what it did.
+
+    Prefect's worker and server shut down cleanly and at once on SIGINT; a worker given
+    SIGTERM sends itself a SIGINT, one hop more to go wrong. A process we started in its
+    own session gets the signals as a group (its children too), a foreground worker's
+    `prefect worker` child (no group of its own) alone.
+    """
     if not is_running(record):
         return "not running"
-    _signal_group(record.pid, signal.SIGTERM)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if not is_running(record):
-            return "stopped"
-        time.sleep(0.2)
+    start = time.monotonic()
+    for sig, until in ((signal.SIGINT, start + timeout / 2), (signal.SIGTERM, start + timeout)):
+        _signal_group(record.pid, sig)
+        while time.monotonic() < until:
+            if not is_running(record):
+                return "stopped"
+            time.sleep(0.1)
     _signal_group(record.pid, signal.SIGKILL)
     time.sleep(0.2)
     return "killed"

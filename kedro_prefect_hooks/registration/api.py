@@ -277,16 +277,25 @@ class PrefectApi:
         )
         return runs[0] if runs else None
 
-    def task_run_states(self, flow_run_id: str) -> list[str]:
-        runs = self._json(
-            "POST", "/task_runs/filter", {"flow_runs": {"id": {"any_": [flow_run_id]}}}, expect=list
-        )
-        return [run["state"]["type"] for run in runs if run.get("state")]
+    def count_task_runs(self, flow_run_id: str, state_types: list[str]) -> int:
+        """How many of the flow run's task runs are in one of `state_types`: one request, no page limit."""
+        return self._json("POST", "/task_runs/count", _task_runs_body(flow_run_id, state_types), expect=int)
+
+    def task_runs(self, flow_run_id: str, state_types: list[str]) -> list[dict[str, Any]]:
+        """The flow run's task runs in one of `state_types`, every page."""
+        return self._all_pages("task_runs", _task_runs_body(flow_run_id, state_types))
 
     def pool_workers(self, pool: str) -> list[dict[str, Any]]:
         """The workers Prefect knows for `pool`, with status and last heartbeat; [] for no pool."""
         status, payload = self._request("POST", api_path := path("work_pools", pool, "workers", "filter"), {})
         return [] if status == 404 else self._checked("POST", api_path, status, payload, list)
+
+
+def _task_runs_body(flow_run_id: str, state_types: list[str]) -> dict[str, Any]:
+    return {
+        "flow_runs": {"id": {"any_": [flow_run_id]}},
+        "task_runs": {"state": {"type": {"any_": state_types}}},
+    }
 
 
 def _is_timeout(exc: BaseException) -> bool:

@@ -1,19 +1,19 @@
 """Which Prefect API to talk to and how to authenticate, decided as Prefect's own client does.
 
-Read without importing prefect: `api_url` from prefect.yml, else PREFECT_API_URL,
-else the active profile. Everything that cannot work is refused here, before a
-request, with a message that names where the value came from.
+Read without importing prefect: `api_url` from prefect.yml, else Prefect's own
+settings in Prefect's order (PREFECT_API_URL, ./.env, ./prefect.toml, pyproject's
+[tool.prefect], the active profile). Everything that cannot work is refused here,
+before a request, with a message that names where the value came from.
 """
 
 from __future__ import annotations
 
 import ipaddress
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import unquote, urlsplit, urlunsplit
 
-from kedro_prefect_hooks.compat import TOMLDecodeError, read_toml
+from kedro_prefect_hooks.registration.prefect_settings import first_setting, settings_layers
 
 LOCAL_SERVER = "the local server of `kedro prefect server start`"
 
@@ -76,19 +76,21 @@ def url_problem(url: str) -> str | None:
     return None
 
 
-def resolve_api(configured_url: str | None) -> ApiSettings | None:
-    """The API to use, or None when nothing names one; PrefectApiError when it cannot be used."""
-    profile_name, profile = _active_profile()
+def resolve_api(configured_url: str | None, directory: Path | None = None) -> ApiSettings | None:
+    """The API to use, or None when nothing names one; PrefectApiError when it cannot be used.
+
+    Prefect's settings files are read in `directory` (default: the working directory, as Prefect does).
+    """
+    layers = settings_layers(directory)
 
     def setting(name: str) -> str | None:
-        return (os.environ.get(name) or profile.get(name) or "").strip() or None
+        found = first_setting(layers, name)
+        return found[0] if found else None
 
     if configured_url:
         url, source = configured_url, "api_url in prefect.yml"
-    elif os.environ.get("PREFECT_API_URL", "").strip():
-        url, source = os.environ["PREFECT_API_URL"], "PREFECT_API_URL"
-    elif profile.get("PREFECT_API_URL", "").strip():
-        url, source = profile["PREFECT_API_URL"], f"Prefect profile '{profile_name}'"
+    elif found := first_setting(layers, "PREFECT_API_URL"):
+        url, source = found
     else:
         return None
     url = url.strip().rstrip("/")
@@ -126,16 +128,3 @@ def _loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
-
-
-def _active_profile() -> tuple[str, dict[str, str]]:
-    """The active Prefect profile's settings, read from profiles.toml without importing prefect."""
-    home = Path(os.environ.get("PREFECT_HOME") or Path.home() / ".prefect").expanduser()
-    path = Path(os.environ.get("PREFECT_PROFILES_PATH") or home / "profiles.toml").expanduser()
-    try:
-        data = read_toml(path)
-    except (OSError, TOMLDecodeError):
-        return "", {}
-    name = os.environ.get("PREFECT_PROFILE") or data.get("active") or ""
-    profile = data.get("profiles", {}).get(name, {})
-    return name, {k: str(v) for k, v in profile.items() if isinstance(v, (str, int, float))}

@@ -5,9 +5,10 @@ from __future__ import annotations
 import re
 import threading
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-from kedro_prefect_hooks.compat import dataset_description
+from kedro_prefect_hooks.compat import dataset_description, saved_version_path
 
 
 @dataclass
@@ -23,7 +24,7 @@ class NodeRecord:
 class WrittenDataset:
     name: str
     type: str
-    location: str
+    location: str  # for a versioned dataset, the version this run wrote
 
 
 class RunReport:
@@ -31,7 +32,7 @@ class RunReport:
 
     def __init__(self, pipeline: str, env: str | None, node_names: list[str]):
         self.pipeline = pipeline
-        self.env = env
+        self.env = env  # as the run was asked; None: Kedro's default
         self.save_version: str | None = None
         self.nodes = {name: NodeRecord(name) for name in node_names}
         self.written: list[WrittenDataset] = []
@@ -77,28 +78,53 @@ class RunReport:
     def completed_nodes(self) -> list[str]:
         return [r.name for r in self.nodes.values() if r.state == "completed"]
 
+    def env_text(self) -> str:
+        """The env the run read its config from: the flow runs in the project's directory."""
+        from kedro_prefect_hooks.project import env_in_force
+
+        try:
+            env, is_default = env_in_force(Path.cwd(), self.env)
+        except Exception:  # e.g. the session could not be built: say what was asked
+            return escape_markdown(self.env or "Kedro's default run env")
+        return escape_markdown(env) + (" (the project's default run env)" if is_default else "")
+
+    def description(self) -> str:
+        """The artifact's description, which the Prefect UI renders as markdown too.
+
+        A retried attempt reads the save version back from it (run/resume.py).
+        """
+        return (
+            f"Kedro pipeline {escape_markdown(self.pipeline)}: nodes and datasets of this run "
+            f"(save version {self.save_version})"
+        )
+
     def markdown(self) -> str:
         counts: dict[str, int] = {}
         for record in self.nodes.values():
             counts[record.state] = counts.get(record.state, 0) + 1
         summary = ", ".join(f"{n} {state}" for state, n in sorted(counts.items()))
         lines = [
-            f"# Kedro pipeline `{self.pipeline}`",
+            f"# Kedro pipeline {escape_markdown(self.pipeline)}",
             "",
-            f"- env: `{self.env or 'default'}`",
-            f"- save version: `{self.save_version or '-'}`",
+            f"- env: {self.env_text()}",
+            f"- save version: {escape_markdown(self.save_version or '-')}",
             f"- nodes: {len(self.nodes)} ({summary or 'none'})",
             "",
             "| node | state | seconds | attempts |",
             "|---|---|---:|---:|",
         ]
         for record in self.nodes.values():
-            state = record.state if not record.error else f"{record.state}: {_cell(record.error)}"
-            lines.append(f"| `{_cell(record.name)}` | {state} | {record.seconds:.3f} | {record.attempts} |")
+            state = record.state if not record.error else f"{record.state}: {escape_markdown(record.error)}"
+            lines.append(
+                f"| {escape_markdown(record.name)} | {state} | {record.seconds:.3f} | {record.attempts} |"
+            )
         lines += ["", "## Datasets written", ""]
         if self.written:
             lines += ["| dataset | type | location |", "|---|---|---|"]
-            lines += [f"| `{_cell(d.name)}` | {_cell(d.type)} | {_cell(d.location)} |" for d in self.written]
+            lines += [
+                f"| {escape_markdown(d.name)} | {escape_markdown(d.type)} | {escape_markdown(d.location)} |"
+                for d in self.written
+            ]
         else:
             lines.append("None (only in-memory datasets, or no node completed).")
         return "\n".join(lines) + "\n"
@@ -110,7 +136,7 @@ def describe_dataset(name: str, dataset: Any) -> WrittenDataset | None:
     if kind in ("MemoryDataset", "SharedMemoryDataset"):
         return None
     description = dataset_description(dataset)
-    location = description.get("filepath") or description.get("path") or ""
+    location = saved_version_path(dataset) or description.get("filepath") or description.get("path") or ""
     return WrittenDataset(name=name, type=kind, location=str(location))
 
 
@@ -119,5 +145,7 @@ def artifact_key(pipeline: str) -> str:
     return "kedro-" + (re.sub(r"[^a-z0-9]+", "-", pipeline.lower()).strip("-") or "pipeline")
 
 
-def _cell(text: str) -> str:
-    return str(text).replace("|", "\\|").replace("\n", " ")
+def escape_markdown(text: object) -> str:
+    """`text` shown as written: Kedro names like `__default__` would otherwise render bold,
+    and a `|` would end a table cell. One line, for a table cell."""
+    return re.sub(r"([\\`*_\[\]<>|~])", r"\\\1", str(text)).replace("\r", " ").replace("\n", " ")

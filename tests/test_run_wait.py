@@ -1,0 +1,227 @@
+"""`kedro prefect run --wait`: node counts from the pipeline, no silent wait without a worker,
+the failed node and the command that resumes from it. Real server, real workers, real projects."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import uuid
+
+import httpx
+import pytest
+
+from kedro_prefect_hooks.local.worker import running_workers, stop_worker
+
+from conftest import invoke, kedro
+from kedro_projects import BIN, add_flow_pipelines, copy_project
+
+WIDE = 201  # more task runs than one page of the API (200)
+
+WIDE_PIPELINE = f"""
+from kedro.pipeline import Pipeline, node
+
+
+def one(x):
+    return x
+
+
+def create_pipeline(**kwargs):
+    return Pipeline([node(one, "params:start", f"wide_{{i}}", name=f"wide_{{i}}") for i in range({WIDE})])
+"""
+
+
+@pytest.fixture(scope="module")
+def wait_project(prefect_server, project_template, tmp_path_factory):
+    """The flow-test pipelines plus a 201-node one, registered for the `kedro` pool."""
+    project = add_flow_pipelines(
+        copy_project(project_template, tmp_path_factory.mktemp("wait"), "pipelines: all\n")
+    )
+    package = next(p for p in (project / "src").iterdir() if p.name.startswith("proj_"))
+    (package / "pipelines" / "wide").mkdir()
+    (package / "pipelines" / "wide" / "__init__.py").write_text(
+        "from .pipeline import create_pipeline  # noqa\n"
+    )
+    (package / "pipelines" / "wide" / "pipeline.py").write_text(WIDE_PIPELINE)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("PREFECT_API_URL", prefect_server)
+        registered = invoke(project, "register")
+    assert registered.exit_code == 0, registered.output
+    return project
+
+
+def flow_run_of(output: str, api_url: str) -> dict:
+    run_id = output.split("/runs/flow-run/")[1].split()[0]
+    return httpx.get(f"{api_url}/flow_runs/{run_id}", timeout=10).json()
+
+
+def test_the_count_comes_from_the_pipeline_and_the_filters(api_url, wait_project, process_worker):
+    ran = invoke(wait_project, "run", "__default__", "--nodes", "double", "--wait", "--timeout", "180")
+    assert ran.exit_code == 0, ran.output
+    progress = [line for line in ran.output.splitlines() if "nodes completed" in line]
+    assert progress[0].endswith(": 0/1 nodes completed"), progress  # not 0/0 before tasks start
+    assert progress[-1] == "COMPLETED: 1/1 nodes completed" and progress.count(progress[-1]) == 1
+    assert flow_run_of(ran.output, api_url)["parameters"]["node_names"] == ["double"]
+
+
+def test_filter_options_become_the_flow_parameters_of_the_same_names(api_url, wait_project):
+    ran = invoke(
+        wait_project,
+        "run",
+        "namespaced",
+        "--namespaces",
+        "alpha",
+        "--nodes",
+        "alpha.first,alpha.second",
+        "--from-nodes",
+        "alpha.first",
+        "--to-nodes",
+        "alpha.second",
+        "--from-inputs",
+        "seed",
+        "--to-outputs",
+        "alpha.z",
+        "--tags",
+        "t1,t2",
+        "--load-versions",
+        "doubled:2026-01-01T00.00.00.000Z,result:v2",
+        "--only-missing-outputs",
+    )
+    # tags t1,t2 match no node: Kedro's filter leaves nothing, which is refused before any run
+    assert ran.exit_code == 1 and "No run was created" in ran.output and "/runs/flow-run/" not in ran.output
+    ran = invoke(
+        wait_project,
+        "run",
+        "namespaced",
+        "--namespaces",
+        "alpha",
+        "--nodes",
+        "alpha.first,alpha.second",
+        "--from-nodes",
+        "alpha.first",
+        "--to-nodes",
+        "alpha.second",
+        "--from-inputs",
+        "seed",
+        "--to-outputs",
+        "alpha.z",
+        "--load-versions",
+        "doubled:2026-01-01T00.00.00.000Z,result:v2",
+        "--only-missing-outputs",
+    )
+    assert ran.exit_code == 0, ran.output
+    parameters = flow_run_of(ran.output, api_url)["parameters"]
+    assert {k: v for k, v in parameters.items() if k not in ("pipeline", "env")} == {
+        "namespaces": ["alpha"],
+        "node_names": ["alpha.first", "alpha.second"],
+        "from_nodes": ["alpha.first"],
+        "to_nodes": ["alpha.second"],
+        "from_inputs": ["seed"],
+        "to_outputs": ["alpha.z"],
+        "load_versions": {"doubled": "2026-01-01T00.00.00.000Z", "result": "v2"},
+        "only_missing_outputs": True,
+    }
+    unknown = invoke(wait_project, "run", "__default__", "--nodes", "nope")
+    assert unknown.exit_code == 1 and "'nope'" in unknown.output and "No run was created" in unknown.output
+
+
+def test_more_tasks_than_one_page_are_all_counted(api_url, wait_project, process_worker):
+    ran = invoke(wait_project, "run", "wide", "--wait", "--timeout", "300")
+    assert ran.exit_code == 0, ran.output
+    assert f"COMPLETED: {WIDE}/{WIDE} nodes completed" in ran.output.splitlines()
+
+
+def test_a_failure_names_the_node_and_the_command_that_resumes_from_it(api_url, wait_project, process_worker):
+    ran = invoke(wait_project, "run", "failing", "--params", "start=4", "--wait", "--timeout", "180")
+    assert ran.exit_code == 1, ran.output
+    lines = ran.output.splitlines()
+    assert "FAILED: 1/3 nodes completed, 1 failed" in lines
+    assert "Failed node: boom" in lines
+    assert (
+        "Resume from it: kedro prefect run failing --params start=4 --wait --timeout 180 --from-nodes boom"
+        in lines
+    )
+    assert any(line.startswith("Error: ") and "boom: the input was 4" in line for line in lines)
+
+
+@pytest.fixture
+def own_pool_project(api_url, project_template, tmp_path):
+    """A registered project whose pool no worker serves; its worker (if a test starts one) stopped after."""
+    pool = f"pool-{uuid.uuid4().hex[:6]}"
+    project = copy_project(
+        project_template,
+        tmp_path,
+        f"pipelines: [data_processing]\nwork_pool: {{name: {pool}}}\nworker: {{query_seconds: 1}}\n",
+    )
+    assert invoke(project, "register").exit_code == 0
+    yield project, pool
+    for running in running_workers(project):
+        stop_worker(project, running, timeout=5)
+
+
+def test_without_a_worker_it_says_so_and_how_to_start_one(own_pool_project):
+    project, pool = own_pool_project
+    ran = invoke(project, "run", "data_processing", "--wait", "--timeout", "6")
+    assert ran.exit_code == 1
+    assert f"No worker is online for work pool '{pool}'" in ran.output
+    assert "`kedro prefect worker start`" in ran.output and "worker: {start: true}" in ran.output
+    assert "Error: still SCHEDULED" in ran.output
+    progress = [line for line in ran.output.splitlines() if "nodes completed" in line and "Error" not in line]
+    assert len(progress) == len(set(progress)), progress  # no line twice
+
+
+def test_it_keeps_waiting_and_a_worker_that_comes_runs_it(own_pool_project):
+    """Seen: `--wait` sat at "SCHEDULED: 0/0 tasks completed" with nothing saying why."""
+    project, pool = own_pool_project
+    waiting = subprocess.Popen(
+        [str(BIN / "kedro"), "prefect", "run", "data_processing", "--wait", "--timeout", "180"],
+        cwd=project,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "COLUMNS": "1000"},
+    )
+    seen = []
+    worker = None
+    try:
+        for line in waiting.stdout:
+            seen.append(line.rstrip())
+            if f"No worker is online for work pool '{pool}'" in line and worker is None:
+                worker = subprocess.Popen(
+                    [str(BIN / "kedro"), "prefect", "worker", "start"],
+                    cwd=project,
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
+        waiting.wait(timeout=60)
+    finally:
+        waiting.kill()
+        if worker is not None:
+            kedro(project, "prefect", "worker", "stop")
+            worker.wait(timeout=60)
+    assert worker is not None, seen
+    assert waiting.returncode == 0, seen
+    assert any(f"A worker is online for work pool '{pool}' now" in line for line in seen), seen
+    assert seen[-1] == "COMPLETED: 1/1 nodes completed", seen
+
+
+def test_ctrl_c_stops_following_and_says_the_run_goes_on(own_pool_project):
+    project, pool = own_pool_project
+    waiting = subprocess.Popen(
+        [str(BIN / "kedro"), "prefect", "run", "data_processing", "--wait"],
+        cwd=project,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "COLUMNS": "1000"},
+    )
+    try:
+        for line in waiting.stdout:
+            if f"No worker is online for work pool '{pool}'" in line:
+                waiting.send_signal(signal.SIGINT)
+                break
+        rest = waiting.communicate(timeout=60)[0]
+    finally:
+        waiting.kill()
+    assert waiting.returncode == 130, rest
+    assert "Stopped following the run; it goes on: http://" in rest and "Traceback" not in rest
