@@ -27,10 +27,14 @@ import sys
 import tempfile
 import textwrap
 import time
+from contextlib import ExitStack
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
+
+from dask_cluster import external_cluster  # noqa: E402
+
 NODES, SECONDS = 8, 1.0
 
 BURN = """
@@ -105,76 +109,27 @@ def main() -> None:
     )
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
-    from kedro_prefect_hooks.local.server import free_port, start_server, stop_server
+    from kedro_prefect_hooks.local.server import start_server, stop_server
 
     env = {**os.environ, "KEDRO_DISABLE_TELEMETRY": "1", "DO_NOT_TRACK": "1"}
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, ExitStack() as stack:
         root = Path(tmp)
         project = make_project(root)
         server, api_url = start_server(root / "server-home")
-        port = free_port()
-        bin_dir = Path(sys.executable).parent
-        cluster = [
-            subprocess.Popen(
-                [
-                    str(bin_dir / "dask"),
-                    "scheduler",
-                    "--host",
-                    "127.0.0.1",
-                    "--port",
-                    str(port),
-                    "--no-dashboard",
-                ],
-                env=env,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-            )
-        ]
-        time.sleep(3)
-        cluster += [
-            subprocess.Popen(
-                [
-                    str(bin_dir / "dask"),
-                    "worker",
-                    f"tcp://127.0.0.1:{port}",
-                    "--nworkers",
-                    "1",
-                    "--nthreads",
-                    "1",
-                    "--no-dashboard",
-                ],
-                env=env,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-            )
-            for _ in range(2)
-        ]
-        time.sleep(5)
+        stack.callback(stop_server, server)
+        workdir = root / "dask"
+        workdir.mkdir()
+        address, _ = stack.enter_context(external_cluster(workdir))
         out = root / "times.json"
-        try:
-            child = subprocess.run(
-                [
-                    sys.executable,
-                    __file__,
-                    "--child",
-                    str(project),
-                    api_url,
-                    f"tcp://127.0.0.1:{port}",
-                    str(args.repeat),
-                    str(out),
-                ],
-                env={**env, "PREFECT_API_URL": api_url},
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.PIPE,
-                text=True,
-            )
-            if child.returncode:
-                raise SystemExit(f"the measuring process failed:\n{child.stderr[-3000:]}")
-        finally:
-            for process in reversed(cluster):
-                process.terminate()
-                process.wait(timeout=30)
-            stop_server(server)
+        child = subprocess.run(
+            [sys.executable, __file__, "--child", str(project), api_url, address, str(args.repeat), str(out)],
+            env={**env, "PREFECT_API_URL": api_url},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        if child.returncode:
+            raise SystemExit(f"the measuring process failed:\n{child.stderr[-3000:]}")
         times = json.loads(out.read_text())
     base = statistics.median(times["sequential"])
     print(f"{NODES} nodes x {SECONDS:g} s of CPU, {os.cpu_count()} cores, medians of {args.repeat}:")

@@ -153,22 +153,53 @@ def kedro(project: Path, *args: str, env: dict | None = None, timeout: float = 1
     )
 
 
-@pytest.fixture(scope="session")
-def process_worker(prefect_server, tmp_path_factory):
-    """A real `prefect worker start` for the `kedro` pool, polling every second."""
-    log = tmp_path_factory.mktemp("worker") / "worker.log"
-    env = {**os.environ, "PREFECT_API_URL": prefect_server, "PREFECT_WORKER_QUERY_SECONDS": "1"}
+def start_process_worker(api_url: str, pool: str, log: Path, cwd: Path | None = None) -> subprocess.Popen:
+    """A plain `prefect worker start` for `pool`, polling every second; `cwd`: where it starts."""
+    env = {**os.environ, "PREFECT_API_URL": api_url, "PREFECT_WORKER_QUERY_SECONDS": "1"}
     with open(log, "w") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "prefect", "worker", "start", "--pool", "kedro", "--type", "process"],
+        return subprocess.Popen(
+            [sys.executable, "-m", "prefect", "worker", "start", "--pool", pool, "--type", "process"],
+            cwd=cwd,
             env=env,
             stdout=out,
             stderr=subprocess.STDOUT,
         )
-    yield log
+
+
+def stop_process(process: subprocess.Popen, timeout: float = 15) -> None:
     process.terminate()
     try:
-        process.wait(timeout=15)
+        process.wait(timeout=timeout)
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait()
+
+
+@pytest.fixture(scope="session")
+def process_worker(prefect_server, tmp_path_factory):
+    """A real `prefect worker start` for the `kedro` pool, polling every second."""
+    log = tmp_path_factory.mktemp("worker") / "worker.log"
+    process = start_process_worker(prefect_server, "kedro", log)
+    yield log
+    stop_process(process)
+
+
+@pytest.fixture
+def run_flow(api_url, make_project, monkeypatch):
+    """Runs a pipeline of a fresh flow-test project in this process, as a worker's flow run would;
+    returns (project, state, task runs by name)."""
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    from kedro_projects import add_flow_pipelines
+    from prefect_runs import task_runs
+
+    def run(prefect_yml: str, pipeline: str, **parameters):
+        project = add_flow_pipelines(make_project(prefect_yml))
+        monkeypatch.chdir(project)
+        from kedro_prefect_hooks.flow import kedro_pipeline
+
+        with temporary_settings({PREFECT_API_URL: api_url}):
+            state = kedro_pipeline(pipeline=pipeline, return_state=True, **parameters)
+        return project, state, task_runs(api_url, str(state.state_details.flow_run_id))
+
+    return run

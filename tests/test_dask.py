@@ -5,40 +5,19 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
-from kedro_prefect_hooks.local.server import free_port
-
 from conftest import kedro
-from kedro_projects import add_flow_pipelines
-from prefect_runs import settled_logs, task_runs
+from dask_cluster import external_cluster
+from prefect_runs import settled_logs
 
 pytest.importorskip("prefect_dask")
 
 BIN = Path(sys.executable).parent
-
-
-@pytest.fixture
-def run_flow(api_url, make_project, monkeypatch):
-    """Runs a pipeline of a fresh flow-test project in this process, as a worker's flow run would."""
-    from prefect.settings import PREFECT_API_URL, temporary_settings
-
-    def run(prefect_yml: str, pipeline: str, **parameters):
-        project = add_flow_pipelines(make_project(prefect_yml))
-        monkeypatch.chdir(project)
-        from kedro_prefect_hooks.flow import kedro_pipeline
-
-        with temporary_settings({PREFECT_API_URL: api_url}):
-            state = kedro_pipeline(pipeline=pipeline, return_state=True, **parameters)
-        return project, state, task_runs(api_url, str(state.state_details.flow_run_id))
-
-    return run
 
 
 def outputs(project: Path) -> dict:
@@ -101,45 +80,11 @@ def test_in_memory_data_between_processes_is_refused_before_any_node_runs(run_fl
 
 
 def test_an_external_scheduler_and_two_workers(api_url, run_flow, tmp_path):
-    port = free_port()
-    env = {**os.environ, "KEDRO_DISABLE_TELEMETRY": "1", "DO_NOT_TRACK": "1"}
     elsewhere = tmp_path / "dask"
     elsewhere.mkdir()
-    logs = [open(elsewhere / f"{name}.log", "w") for name in ("scheduler", "worker-1", "worker-2")]  # noqa: SIM115
-    processes = [
-        subprocess.Popen(
-            [str(BIN / "dask"), "scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard"],
-            cwd=elsewhere,
-            env=env,
-            stdout=logs[0],
-            stderr=subprocess.STDOUT,
-        )
-    ]
-    time.sleep(3)
-    processes += [
-        subprocess.Popen(
-            [
-                str(BIN / "dask"),
-                "worker",
-                f"tcp://127.0.0.1:{port}",
-                "--nworkers",
-                "1",
-                "--nthreads",
-                "1",
-                "--no-dashboard",
-            ],
-            cwd=elsewhere,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        for log in logs[1:]
-    ]
-    try:
-        time.sleep(5)
+    with external_cluster(elsewhere) as (address, workers):
         project, state, _ = run_flow(
-            f"defaults: {{run: {{task_runner: dask, dask: {{address: 'tcp://127.0.0.1:{port}'}}}}}}\n",
-            "spread",
+            f"defaults: {{run: {{task_runner: dask, dask: {{address: '{address}'}}}}}}\n", "spread"
         )
         assert state.is_completed(), state.message + "".join(
             p.read_text()[-2000:] for p in elsewhere.glob("*.log")
@@ -147,16 +92,8 @@ def test_an_external_scheduler_and_two_workers(api_url, run_flow, tmp_path):
         found = outputs(project)
         worker_pids = {p["pid"] for p in found["parts"]}
         assert len(worker_pids) == 2 and os.getpid() not in worker_pids
-        assert worker_pids <= {p.pid for p in processes[1:]} | _children(processes[1:])
+        assert worker_pids <= {p.pid for p in workers} | _children(workers)
         assert found["gathered"]["total"] == 30
-    finally:
-        for process in reversed(processes):
-            process.terminate()
-        for process in processes:
-            process.wait(timeout=30)
-        for log in logs:
-            log.close()
-        shutil.rmtree(elsewhere, ignore_errors=True)
 
 
 def _children(processes: list[subprocess.Popen]) -> set[int]:

@@ -7,27 +7,7 @@ import json
 from datetime import datetime
 from pathlib import Path
 
-import pytest
-
-from kedro_projects import add_flow_pipelines
-from prefect_runs import task_runs, timestamp
-
-
-@pytest.fixture
-def run_flow(api_url, make_project, monkeypatch):
-    """Runs a pipeline of a fresh flow-test project in this process; returns (state, task runs)."""
-    from prefect.settings import PREFECT_API_URL, temporary_settings
-
-    def run(prefect_yml: str, pipeline: str, **parameters):
-        project = add_flow_pipelines(make_project(prefect_yml))
-        monkeypatch.chdir(project)
-        from kedro_prefect_hooks.flow import kedro_pipeline
-
-        with temporary_settings({PREFECT_API_URL: api_url}):
-            state = kedro_pipeline(pipeline=pipeline, return_state=True, **parameters)
-        return state, task_runs(api_url, str(state.state_details.flow_run_id))
-
-    return run
+from prefect_runs import timestamp
 
 
 def spans(tasks: dict) -> list[tuple[datetime, datetime]]:
@@ -35,7 +15,7 @@ def spans(tasks: dict) -> list[tuple[datetime, datetime]]:
 
 
 def test_sequential_runs_one_node_at_a_time(run_flow):
-    state, tasks = run_flow("defaults: {run: {task_runner: sequential}}\n", "sleepy")
+    _, state, tasks = run_flow("defaults: {run: {task_runner: sequential}}\n", "sleepy")
     assert state.is_completed(), state.message
     assert len(tasks) == 4
     ordered = spans(tasks)
@@ -43,7 +23,7 @@ def test_sequential_runs_one_node_at_a_time(run_flow):
 
 
 def test_max_workers_bounds_the_threads(run_flow):
-    state, tasks = run_flow("defaults: {run: {task_runner: threads, max_workers: 2}}\n", "sleepy")
+    _, state, tasks = run_flow("defaults: {run: {task_runner: threads, max_workers: 2}}\n", "sleepy")
     assert state.is_completed(), state.message
     ordered = spans(tasks)
     # With two threads, the third node starts only after one of the first two ended.
@@ -52,7 +32,7 @@ def test_max_workers_bounds_the_threads(run_flow):
 
 
 def test_timeout_fails_a_slow_node(run_flow):
-    state, tasks = run_flow("defaults: {run: {timeout_seconds: 0.5}}\n", "sleepy", params={"nap": 3})
+    _, state, tasks = run_flow("defaults: {run: {timeout_seconds: 0.5}}\n", "sleepy", params={"nap": 3})
     assert state.is_failed()
     assert "Task run exceeded timeout of 0.5 second(s)" in state.message
     assert state.name == "Failed"  # the node timed out, not the flow
@@ -66,14 +46,14 @@ def test_per_pipeline_run_options_override_the_defaults(run_flow):
         deployments:
           sleepy: {run: {task_runner: threads}}
     """
-    state, tasks = run_flow(prefect_yml, "sleepy")
+    _, state, tasks = run_flow(prefect_yml, "sleepy")
     assert state.is_completed(), state.message
     ordered = spans(tasks)
     assert ordered[-1][0] < ordered[0][1]  # threads: all four overlapped
 
 
 def test_runtime_params_reach_the_nodes(run_flow):
-    state, tasks = run_flow("pipelines: all\n", "data_processing", params={"start": 5})
+    _, state, tasks = run_flow("pipelines: all\n", "data_processing", params={"start": 5})
     assert state.is_completed(), state.message
     assert set(tasks) == {"double"}
     (version,) = Path("data/02_intermediate/doubled.json").iterdir()  # the run chdir'd into the project
@@ -81,7 +61,7 @@ def test_runtime_params_reach_the_nodes(run_flow):
 
 
 def test_an_unknown_env_fails_naming_the_available_ones(run_flow):
-    state, tasks = run_flow("pipelines: all\n", "__default__", env="prod")
+    _, state, tasks = run_flow("pipelines: all\n", "__default__", env="prod")
     assert state.is_failed()
     assert "Kedro env 'prod' does not exist" in state.message and "'local'" in state.message
     assert tasks == {}

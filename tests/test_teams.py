@@ -4,10 +4,8 @@ reaches the worker from this checkout, a directory, or a git clone. All on real 
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
-import sys
 import uuid
 from pathlib import Path
 
@@ -19,7 +17,7 @@ from kedro_prefect_hooks.cli import commands
 from kedro_prefect_hooks.config import ConfigError
 from kedro_prefect_hooks.registration.plan import OWNER_LABEL
 
-from conftest import open_session, project_deployments
+from conftest import open_session, project_deployments, start_process_worker, stop_process
 from kedro_projects import add_flow_pipelines
 from prefect_runs import trigger, wait_for_run
 
@@ -145,13 +143,7 @@ def test_a_git_source_is_cloned_by_a_worker_started_anywhere(api_url, make_proje
     clone = deployment["pull_steps"][0]["prefect.deployments.steps.git_clone"]
     assert clone["repository"] == f"file://{repository}" and clone["branch"] == "main"
 
-    elsewhere = tmp_path / "empty"
-    elsewhere.mkdir()
-    worker = start_worker(api_url, pool, cwd=elsewhere, log=tmp_path / "worker.log")
-    try:
-        run = wait_for_run(api_url, trigger(api_url, deployment["id"]), timeout=180)
-    finally:
-        stop(worker)
+    run = run_on_a_worker_elsewhere(api_url, pool, deployment, tmp_path)
     assert run["state"]["type"] == "COMPLETED", run["state"]["message"]
     clone = runs / "project-main"  # git_clone names it <repository>-<branch>
     assert json.loads((clone / "data" / "08_reporting" / "result.json").read_text()) == 7
@@ -167,13 +159,7 @@ def test_a_directory_source_runs_the_copy_there(api_url, make_project, tmp_path)
     )
     open_session(project)
     [deployment] = project_deployments(api_url, project)
-    elsewhere = tmp_path / "empty"
-    elsewhere.mkdir()
-    worker = start_worker(api_url, pool, cwd=elsewhere, log=tmp_path / "worker.log")
-    try:
-        run = wait_for_run(api_url, trigger(api_url, deployment["id"]), timeout=180)
-    finally:
-        stop(worker)
+    run = run_on_a_worker_elsewhere(api_url, pool, deployment, tmp_path)
     assert run["state"]["type"] == "COMPLETED", run["state"]["message"]
     assert json.loads((deployed / "data" / "08_reporting" / "result.json").read_text()) == 7
     assert not (project / "data" / "08_reporting" / "result.json").exists()
@@ -215,23 +201,13 @@ def test_job_variables_are_checked_against_a_typed_pools_template(api_url, make_
     assert unchanged["data_science"] == {"image": "acme/sf-gpu:1.4", "env": {"CUDA": "1"}}  # nothing written
 
 
-def start_worker(api_url: str, pool: str, cwd: Path, log: Path) -> subprocess.Popen:
-    """A plain `prefect worker start`, in a directory that has nothing to do with the project."""
-    env = {**os.environ, "PREFECT_API_URL": api_url, "PREFECT_WORKER_QUERY_SECONDS": "1"}
-    with open(log, "w") as out:
-        return subprocess.Popen(
-            [sys.executable, "-m", "prefect", "worker", "start", "--pool", pool, "--type", "process"],
-            cwd=cwd,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-
-
-def stop(worker: subprocess.Popen) -> None:
-    worker.terminate()
+def run_on_a_worker_elsewhere(api_url: str, pool: str, deployment: dict, tmp_path: Path) -> dict:
+    """Trigger the deployment and let a plain `prefect worker start`, started in an empty
+    directory that has nothing to do with the project, run it; the finished run."""
+    elsewhere = tmp_path / "empty"
+    elsewhere.mkdir()
+    worker = start_process_worker(api_url, pool, tmp_path / "worker.log", cwd=elsewhere)
     try:
-        worker.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        worker.kill()
-        worker.wait()
+        return wait_for_run(api_url, trigger(api_url, deployment["id"]), timeout=180)
+    finally:
+        stop_process(worker)
