@@ -25,7 +25,7 @@ import nox
 
 nox.options.default_venv_backend = "uv"
 nox.options.download_python = "never"  # no interpreter downloads: the matrix says what is missing
-nox.options.sessions = ["lint", "types", "tests-default", "docs"]
+nox.options.sessions = ["lint", "types", "tests-default", "tests-mlflow", "docs"]
 
 ROOT = Path(__file__).parent
 LINTED = ["kedro_prefect_hooks", "tests", "benchmarks", "docs/hooks.py", "noxfile.py"]
@@ -54,14 +54,14 @@ def interpreter(version: str) -> str:
     return version
 
 
-def show_versions(session: nox.Session) -> None:
+def show_versions(session: nox.Session, *extra: str) -> None:
     """One line with what this leg really runs, for the matrix table."""
     session.run(
         "python",
         "-c",
         "import sys, importlib.metadata as m; "
         "print('versions: python', sys.version.split()[0], *(f'{p} {m.version(p)}' for p in "
-        "('kedro', 'prefect', 'pydantic', 'sqlalchemy', 'fastapi')), sep=' | ')",
+        f"('kedro', 'prefect', 'pydantic', 'sqlalchemy', 'fastapi', *{list(extra)!r})), sep=' | ')",
     )
 
 
@@ -76,6 +76,15 @@ def tests_default(session: nox.Session) -> None:
     """The suite on what `pip install kedro-prefect-hooks` resolves today."""
     session.install("-e", ".[test]")
     run_tests(session)
+
+
+@nox.session(name="tests-mlflow")
+def tests_mlflow(session: nox.Session) -> None:
+    """kedro-mlflow alongside: its own environment, since with kedro-mlflow installed every
+    project needs an mlflow.yml (the other tests' projects have none)."""
+    session.install("-e", ".[test]", "kedro-mlflow")
+    show_versions(session, "kedro-mlflow", "mlflow")
+    session.run("python", "-m", "pytest", "tests/test_mlflow.py", *session.posargs, env=TEST_ENV)
 
 
 @nox.session(name="tests-oldest", python=interpreter("3.10"))

@@ -139,6 +139,28 @@ def session_hook_manager(session: Any) -> Any:
     return session._hook_manager
 
 
+def mlflow_thread_run_stack() -> list | None:
+    """This thread's stack of active MLflow runs; None when runs are not per thread, or unknown.
+
+    Private: `mlflow.tracking.fluent._active_run_stack`, a ThreadLocalVariable of a list of
+    ActiveRun since MLflow 2.18 (one process-wide list before, when nothing needs sharing).
+    MLflow has no public way to make an existing run active in a thread without
+    `start_run` (a status write), nor inactive without `end_run` (which ends it for every
+    thread). If the name changes, sharing the run across threads is skipped: the
+    behaviour is then what MLflow does on its own.
+    """
+    try:
+        from mlflow.tracking import fluent
+
+        stack_var = fluent._active_run_stack
+    except (ImportError, AttributeError):
+        return None
+    if not hasattr(stack_var, "get"):
+        return None
+    stack = stack_var.get()
+    return stack if isinstance(stack, list) else None
+
+
 def read_toml(path: Path) -> dict[str, Any]:
     """A TOML file (pyproject.toml, Prefect's profiles.toml); tomllib is 3.11+, tomli before."""
     return tomllib.loads(path.read_text())

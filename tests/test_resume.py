@@ -84,4 +84,6 @@ def test_retry_skips_completed_persisted_nodes_and_remakes_in_memory_ones(
     assert any("Resuming: loading 'upstream' at version" in m for m in logs)
     reports = [a for a in run_artifacts(prefect_server, first["id"]) if a["key"] == "kedro-resumable"]
     latest = max(reports, key=lambda artifact: artifact["created"])
-    assert r"| upstream\_node | skipped: completed in an earlier attempt (this is attempt 2)" in latest["data"]
+    assert (
+        r"| upstream\_node | skipped: completed in an earlier attempt (this is attempt 2)" in latest["data"]
+    )

@@ -21,6 +21,7 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from kedro_prefect_hooks.compat import run_catalog, session_hook_manager
+from kedro_prefect_hooks.run import mlflow_link
 
 
 class RemoteRun:
@@ -41,6 +42,7 @@ class RemoteRun:
         self.pipeline = pipeline
         self.save_version = save_version
         self.load_versions = load_versions
+        self.mlflow_run: mlflow_link.SharedRun | None = None  # set by the runner once the pipeline hooks ran
 
     def key(self) -> tuple:
         return (self.project_path, self.env, repr(self.runtime_params), self.save_version)
@@ -128,22 +130,26 @@ def run_kedro_nodes_remotely(unit: RemoteUnit, run: RemoteRun) -> list[NodeTimin
     os.chdir(run.project_path)
     kedro = worker_kedro(run)
     timings = []
-    for name in unit.node_names:
-        node = kedro.nodes[name]
-        for dataset in (*node.inputs, *node.outputs):  # what AbstractRunner.run does in the flow's process
-            kedro.catalog.get(dataset, fallback_to_runtime_pattern=True)
-        start = time.perf_counter()
-        try:
-            Task(
-                node=node,
-                catalog=kedro.catalog,
-                hook_manager=kedro.hook_manager,
-                is_async=False,
-                run_id=run.save_version,
-            ).execute()
-        except Exception as exc:
-            raise KedroNodeError(name, f"{type(exc).__name__}: {exc}") from exc
-        timings.append(NodeTiming(name, time.perf_counter() - start))
+    with mlflow_link.active_in_this_thread(run.mlflow_run):
+        for name in unit.node_names:
+            node = kedro.nodes[name]
+            for dataset in (
+                *node.inputs,
+                *node.outputs,
+            ):  # what AbstractRunner.run does in the flow's process
+                kedro.catalog.get(dataset, fallback_to_runtime_pattern=True)
+            start = time.perf_counter()
+            try:
+                Task(
+                    node=node,
+                    catalog=kedro.catalog,
+                    hook_manager=kedro.hook_manager,
+                    is_async=False,
+                    run_id=run.save_version,
+                ).execute()
+            except Exception as exc:
+                raise KedroNodeError(name, f"{type(exc).__name__}: {exc}") from exc
+            timings.append(NodeTiming(name, time.perf_counter() - start))
     for dataset in unit.memory_datasets:
         kedro.catalog.release(dataset)
     return timings

@@ -24,6 +24,7 @@ from prefect.cache_policies import NO_CACHE
 
 from kedro_prefect_hooks.compat import suggest_resume
 from kedro_prefect_hooks.config import RunOptions
+from kedro_prefect_hooks.run import mlflow_link
 from kedro_prefect_hooks.run.remote import KedroNodeError, RemoteRun, RemoteUnit, run_kedro_nodes_remotely
 from kedro_prefect_hooks.run.report import RunReport, describe_dataset
 from kedro_prefect_hooks.run.resume import EarlierAttempt, resumed_pipeline
@@ -44,11 +45,19 @@ class KedroRun:
     futures, and this one holds the catalog.
     """
 
-    def __init__(self, catalog: Any, hook_manager: Any, run_id: str | None, report: RunReport):
+    def __init__(
+        self,
+        catalog: Any,
+        hook_manager: Any,
+        run_id: str | None,
+        report: RunReport,
+        mlflow_run: mlflow_link.SharedRun | None = None,
+    ):
         self.catalog = catalog
         self.hook_manager = hook_manager
         self.run_id = run_id
         self.report = report
+        self.mlflow_run = mlflow_run  # the flow thread's active MLflow run, if any
 
 
 @task(name="kedro-node", task_run_name="{unit.name}", cache_policy=NO_CACHE, persist_result=False)
@@ -57,21 +66,22 @@ def run_kedro_nodes(unit: WorkUnit, run: KedroRun) -> None:
 
     Each unit gets its own task object, named after it; tags come from a context.
     """
-    for node in unit.nodes:
-        run.report.started(node.name)
-        start = time.perf_counter()
-        try:
-            Task(
-                node=node,
-                catalog=run.catalog,
-                hook_manager=run.hook_manager,
-                is_async=False,
-                run_id=run.run_id,
-            ).execute()
-        except BaseException as exc:
-            run.report.finished(node.name, time.perf_counter() - start, exc)
-            raise
-        run.report.finished(node.name, time.perf_counter() - start)
+    with mlflow_link.active_in_this_thread(run.mlflow_run):
+        for node in unit.nodes:
+            run.report.started(node.name)
+            start = time.perf_counter()
+            try:
+                Task(
+                    node=node,
+                    catalog=run.catalog,
+                    hook_manager=run.hook_manager,
+                    is_async=False,
+                    run_id=run.run_id,
+                ).execute()
+            except BaseException as exc:
+                run.report.finished(node.name, time.perf_counter() - start, exc)
+                raise
+            run.report.finished(node.name, time.perf_counter() - start)
 
 
 class PrefectRunner(AbstractRunner):
@@ -103,7 +113,12 @@ class PrefectRunner(AbstractRunner):
             pipeline, units = self._resumed(pipeline, units, catalog)
         if self._options.task_runner == "dask":
             self._refuse_memory_handoffs(units, pipeline, catalog, grouping)
-        run = KedroRun(catalog, hook_manager, run_id, self._report)
+        # The pipeline hooks ran: kedro-mlflow's run (if any) is active in this, the flow's, thread.
+        mlflow_run = mlflow_link.flow_thread_run()
+        mlflow_link.tag_with_flow_run(mlflow_run)
+        if self._remote is not None:
+            self._remote.mlflow_run = mlflow_run
+        run = KedroRun(catalog, hook_manager, run_id, self._report, mlflow_run)
         load_counts = Counter(chain.from_iterable(n.inputs for n in pipeline.nodes))
         # Kedro's _release_datasets recomputes these per dataset: 2.3 ms a node on a
         # 100-node pipeline, in the one thread that submits tasks.
