@@ -110,7 +110,7 @@ def main() -> None:
                 )
                 if result.returncode:
                     sys.exit(f"registering 50 pipelines failed:\n{result.stderr[-3000:]}")
-                took, imports, written, unchanged = result.stdout.split()
+                took, imports, written, unchanged = result.stdout.strip().splitlines()[-1].split()
                 print(
                     f"  {label:32s} {float(took):6.2f} s   (+{float(imports):.2f} s plugin import)"
                     f"   written {written}, unchanged {unchanged}"

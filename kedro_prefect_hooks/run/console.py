@@ -1,10 +1,12 @@
-"""The console during a flow run: plain lines instead of rich ones.
+"""The console during a flow run: Kedro's warnings and errors, as plain lines.
 
-Inside a flow run the console is the worker's log file, not a terminal: rich's
-layout (columns, wrapping, colours) makes it harder to read there, and rendering
-it cost about 80 % of Kedro's own per-node work (3 lines a node, under a lock),
-measured with benchmarks/flow_runs.py. The lines themselves stay: the run's logs in
-Prefect get every one of them, and the console gets them as plain text.
+Inside a flow run the console is the worker's log file, not a terminal. Kedro's three
+INFO lines a node (loading, running, saving) are in the run's logs in Prefect, where a
+user reads a run; in the worker's log they drowned its own lines and cost a third of
+the plugin's per-node time (rich rendering under a lock at first, then the writes
+alone: benchmarks/flow_runs.py). So for the run the root logger's rich console
+handlers become plain ones that print warnings and errors: the worker's log still
+shows what went wrong, and every line still reaches Prefect.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ PLAIN = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
 
 @contextmanager
 def plain_console() -> Iterator[None]:
-    """For the run, the root logger's rich console handlers become plain stream handlers."""
+    """For the run, the root logger's rich console handlers become plain WARNING-level ones."""
     root = logging.getLogger()
     swapped: list[tuple[logging.Handler, logging.Handler]] = []
     for handler in list(root.handlers):
@@ -27,7 +29,7 @@ def plain_console() -> Iterator[None]:
         console = getattr(handler, "console", None)
         stream = getattr(console, "file", None)
         plain = logging.StreamHandler(stream)
-        plain.setLevel(handler.level)
+        plain.setLevel(max(handler.level, logging.WARNING))
         plain.setFormatter(PLAIN)
         for kept in handler.filters:
             plain.addFilter(kept)

@@ -28,7 +28,7 @@ from kedro_prefect_hooks.run import mlflow_link
 from kedro_prefect_hooks.run.remote import KedroNodeError, RemoteRun, RemoteUnit, run_kedro_nodes_remotely
 from kedro_prefect_hooks.run.report import RunReport, describe_dataset
 from kedro_prefect_hooks.run.resume import EarlierAttempt, resumed_pipeline
-from kedro_prefect_hooks.run.scheduling import DaskPool, ThreadPool, run_in_pool
+from kedro_prefect_hooks.run.scheduling import DaskPool, ThreadPool, finished_future, run_in_pool
 from kedro_prefect_hooks.run.units import WorkUnit, in_memory, memory_handoffs, work_units
 
 logger = logging.getLogger(__name__)
@@ -151,11 +151,12 @@ class PrefectRunner(AbstractRunner):
         """Run the units with the configured task runner; the first failed unit and its state, if any."""
         runner = self._options.task_runner
         if runner == "sequential":
-            states: dict[str, Any] = {}
+            done: dict[str, Any] = {}
             for unit in units:  # wait_for only draws the run graph's edges: parents are done
-                states[unit.name] = state = self._call(unit, run, wait_for=[states[p] for p in unit.parents])
+                state = self._call(unit, run, wait_for=[done[p] for p in unit.parents])
                 if not state.is_completed():
                     return unit, state
+                done[unit.name] = finished_future(state)
                 finished(unit, state)
             return None
         if runner == "threads":
