@@ -61,7 +61,7 @@ def show_versions(session: nox.Session, *extra: str) -> None:
         "-c",
         "import sys, importlib.metadata as m; "
         "print('versions: python', sys.version.split()[0], *(f'{p} {m.version(p)}' for p in "
-        f"('kedro', 'prefect', 'pydantic', 'sqlalchemy', 'fastapi', *{list(extra)!r})), sep=' | ')",
+        f"('kedro', 'prefect', 'prefect-dask', 'pydantic', 'sqlalchemy', 'fastapi', *{list(extra)!r})), sep=' | ')",
     )
 
 
