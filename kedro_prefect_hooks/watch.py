@@ -7,8 +7,11 @@ server (no page limit), and names the tasks that failed.
 
 from __future__ import annotations
 
+import signal
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from kedro_prefect_hooks.progress import Display
@@ -146,6 +149,20 @@ def _settled_counts(
     return reads[-1]
 
 
+@contextmanager
+def ctrl_c_interrupts() -> Iterator[None]:
+    """Ctrl-C raises KeyboardInterrupt while following, whatever SIGINT handler was inherited or
+    installed by a library; the handler in force before is restored after."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, before)
+
+
 def wait_and_report(
     client: PrefectApi,
     flow_run_id: str,
@@ -167,7 +184,8 @@ def wait_and_report(
     total = None if plan.at_most else plan.total
     ui = f"{client.settings.url.removesuffix('/api')}/runs/flow-run/{flow_run_id}"
     try:
-        outcome = follow(client, flow_run_id, display, check, timeout, expected_total=total)
+        with ctrl_c_interrupts():
+            outcome = follow(client, flow_run_id, display, check, timeout, expected_total=total)
     except KeyboardInterrupt:
         display.close()
         click.echo(f"Stopped following the run; it goes on: {ui}")

@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import uuid
+from pathlib import Path
 
 import httpx
 import pytest
@@ -220,7 +221,15 @@ def test_ctrl_c_stops_following_and_says_the_run_goes_on(own_pool_project):
             if f"No worker is online for work pool '{pool}'" in line:
                 waiting.send_signal(signal.SIGINT)
                 break
-        rest = waiting.communicate(timeout=60)[0]
+        try:
+            rest = waiting.communicate(timeout=60)[0]
+        except subprocess.TimeoutExpired as exc:  # say how SIGINT was handled there, to find out why
+            signals = [
+                line
+                for line in Path(f"/proc/{waiting.pid}/status").read_text().splitlines()
+                if line.startswith("Sig")
+            ]
+            raise AssertionError(f"still following 60 s after SIGINT: {signals} {exc.output!r}") from None
     finally:
         waiting.kill()
     assert waiting.returncode == 130, rest
