@@ -298,7 +298,8 @@ def test_a_worker_for_another_api_is_replaced(api_url, auth_server, worker_proje
     with open(project / "conf" / "base" / "prefect.yml", "a") as conf:
         conf.write(f"api_url: {with_credentials(auth_server)}\n")
     result = kedro(project, "run", env={"COLUMNS": "1000"})
-    assert f"stopped the worker for {api_url}" in result.stdout, result.stdout
+    log = Path(first.log).read_text(errors="replace")
+    assert f"stopped the worker for {api_url}" in result.stdout, f"{result.stdout}\nworker log:\n{log}"
     second = read_record(record_path(project, pool))
     assert second.url == auth_server and second.pid != first.pid
     assert [w["name"] for w in online_workers(with_credentials(auth_server), pool)]

@@ -78,7 +78,9 @@ def ensure_worker(
 
     The lock makes concurrent Kedro sessions start one worker between them. A
     worker polling another API (the project switched servers) is stopped first,
-    and the note says so. Raises WorkerStartError if the new worker dies at start.
+    and the note says so. Raises WorkerStartError if the new worker dies at start
+    (twice, when it replaces one: a replacement started just after a stop was seen,
+    rarely, to die of a SIGINT while importing prefect).
     """
     path = record_path(project_path, pool)
     with file_lock(path.with_suffix(".lock")):
@@ -88,16 +90,30 @@ def ensure_worker(
             if running.url == api.url:
                 return None, None
             note = f"stopped the worker for {running.url} ({stop(running, timeout=10)})"
-        log = state_dir(project_path) / f"worker-{quote(pool, safe='')}.log"
-        pid = start_detached(
-            worker_command(package, pool, options), log, project_path, worker_env(api, options)
-        )
-        record = Record(pid=pid, marker=worker_name(package, pool), log=str(log), url=api.url)
-        write_record(path, record)
-        online = _wait_online(record, api, pool, worker_name(package, pool), options.start_wait_seconds)
+        try:
+            record, online = _start(project_path, package, pool, options, api, path)
+        except WorkerStartError as exc:
+            if note is None:
+                raise
+            try:
+                time.sleep(1)
+                record, online = _start(project_path, package, pool, options, api, path)
+            except WorkerStartError:
+                raise WorkerStartError(f"{note}; {exc}") from None
         if not online:
             note = "; ".join(filter(None, [note, "not online in Prefect yet, see its log"]))
         return record, note
+
+
+def _start(
+    project_path: Path, package: str, pool: str, options: WorkerOptions, api: ApiSettings, path: Path
+) -> tuple[Record, bool]:
+    """Start the worker, record it, and wait until Prefect lists it online: (record, online)."""
+    log = state_dir(project_path) / f"worker-{quote(pool, safe='')}.log"
+    pid = start_detached(worker_command(package, pool, options), log, project_path, worker_env(api, options))
+    record = Record(pid=pid, marker=worker_name(package, pool), log=str(log), url=api.url)
+    write_record(path, record)
+    return record, _wait_online(record, api, pool, worker_name(package, pool), options.start_wait_seconds)
 
 
 def _wait_online(record: Record, api: ApiSettings, pool: str, name: str, wait: float) -> bool:
