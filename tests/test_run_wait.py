@@ -66,50 +66,16 @@ def test_the_count_comes_from_the_pipeline_and_the_filters(api_url, wait_project
 
 
 def test_filter_options_become_the_flow_parameters_of_the_same_names(api_url, wait_project):
-    ran = invoke(
-        wait_project,
-        "run",
-        "namespaced",
-        "--namespaces",
-        "alpha",
-        "--nodes",
-        "alpha.first,alpha.second",
-        "--from-nodes",
-        "alpha.first",
-        "--to-nodes",
-        "alpha.second",
-        "--from-inputs",
-        "seed",
-        "--to-outputs",
-        "alpha.z",
-        "--tags",
-        "t1,t2",
-        "--load-versions",
-        "doubled:2026-01-01T00.00.00.000Z,result:v2",
-        "--only-missing-outputs",
-    )
+    filters = [
+        *("--namespaces", "alpha", "--nodes", "alpha.first,alpha.second"),
+        *("--from-nodes", "alpha.first", "--to-nodes", "alpha.second"),
+        *("--from-inputs", "seed", "--to-outputs", "alpha.z"),
+        *("--load-versions", "doubled:2026-01-01T00.00.00.000Z,result:v2", "--only-missing-outputs"),
+    ]
+    ran = invoke(wait_project, "run", "namespaced", *filters, "--tags", "t1,t2")
     # tags t1,t2 match no node: Kedro's filter leaves nothing, which is refused before any run
     assert ran.exit_code == 1 and "No run was created" in ran.output and "/runs/flow-run/" not in ran.output
-    ran = invoke(
-        wait_project,
-        "run",
-        "namespaced",
-        "--namespaces",
-        "alpha",
-        "--nodes",
-        "alpha.first,alpha.second",
-        "--from-nodes",
-        "alpha.first",
-        "--to-nodes",
-        "alpha.second",
-        "--from-inputs",
-        "seed",
-        "--to-outputs",
-        "alpha.z",
-        "--load-versions",
-        "doubled:2026-01-01T00.00.00.000Z,result:v2",
-        "--only-missing-outputs",
-    )
+    ran = invoke(wait_project, "run", "namespaced", *filters)
     assert ran.exit_code == 0, ran.output
     parameters = flow_run_of(ran.output, api_url)["parameters"]
     assert {k: v for k, v in parameters.items() if k not in ("pipeline", "env")} == {
