@@ -84,7 +84,17 @@ def tests_mlflow(session: nox.Session) -> None:
     project needs an mlflow.yml (the other tests' projects have none)."""
     session.install("-e", ".[test]", "kedro-mlflow")
     show_versions(session, "kedro-mlflow", "mlflow")
-    session.run("python", "-m", "pytest", "tests/test_mlflow.py", *session.posargs, env=TEST_ENV)
+    # `./scripts/test -k faults` selects nothing here: pytest's "no tests collected" (5) is no failure then
+    success = [0, 5] if session.posargs else [0]
+    session.run(
+        "python",
+        "-m",
+        "pytest",
+        "tests/test_mlflow.py",
+        *session.posargs,
+        env=TEST_ENV,
+        success_codes=success,
+    )
 
 
 @nox.session(name="tests-oldest", python=interpreter("3.10"))
