@@ -13,12 +13,12 @@ try:
 except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib
 
-import httpx
 import pytest
 
 from kedro_prefect_hooks.local.server import start_server, stop_server
 
 from kedro_projects import BIN, copy_project, new_project
+from prefect_runs import call_api
 
 os.environ["KEDRO_DISABLE_TELEMETRY"] = "1"
 os.environ["DO_NOT_TRACK"] = "1"
@@ -120,13 +120,13 @@ def hook_log():
 def project_deployments(api_url: str, project: Path) -> list[dict]:
     """The project's deployments on the server, each with its flow's name as `flow_name`."""
     package = tomllib.loads((project / "pyproject.toml").read_text())["tool"]["kedro"]["package_name"]
-    with httpx.Client(base_url=api_url, timeout=10) as client:
-        found = client.post(
-            "/deployments/filter",
-            json={"deployments": {"tags": {"all_": [f"kedro-project:{package}"]}}},
-        ).json()
-        for deployment in found:
-            deployment["flow_name"] = client.get(f"/flows/{deployment['flow_id']}").json()["name"]
+    found = call_api(
+        "POST",
+        f"{api_url}/deployments/filter",
+        json={"deployments": {"tags": {"all_": [f"kedro-project:{package}"]}}},
+    ).json()
+    for deployment in found:
+        deployment["flow_name"] = call_api("GET", f"{api_url}/flows/{deployment['flow_id']}").json()["name"]
     return sorted(found, key=lambda d: d["name"])
 
 

@@ -4,19 +4,17 @@ from __future__ import annotations
 
 import time
 
-import httpx
-
 from conftest import open_session, project_deployments
 from kedro_projects import add_flow_pipelines
-from prefect_runs import filter_runs, trigger, wait_for_run
+from prefect_runs import call_api, filter_runs, trigger, wait_for_run
 
 
 def chain_automations(api_url: str, project) -> list[dict]:
     package = next(p.name for p in (project / "src").iterdir() if p.name.startswith("proj_"))
-    found = httpx.post(
+    found = call_api(
+        "POST",
         f"{api_url}/automations/filter",
         json={"automations": {"tags": {"all_": [f"kedro-project:{package}"]}}},
-        timeout=10,
     ).json()
     return sorted(found, key=lambda a: a["name"])
 

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import httpx
 import pytest
 
 from kedro_prefect_hooks.cli import parse_params
 
 from conftest import invoke, project_deployments
 from kedro_projects import copy_project
+from prefect_runs import call_api
 
 
 @pytest.fixture
@@ -92,7 +92,9 @@ def test_list_and_run_with_wait(api_url, make_project, process_worker):
     )
     assert ran.exit_code == 0, ran.output
     run_id = ran.output.split("/runs/flow-run/")[1].split()[0]
-    assert httpx.get(f"{api_url}/flow_runs/{run_id}").json()["job_variables"] == {"env": {"KPH_TEST": "42"}}
+    assert call_api("GET", f"{api_url}/flow_runs/{run_id}").json()["job_variables"] == {
+        "env": {"KPH_TEST": "42"}
+    }
     assert ran.output.count("COMPLETED: 1/1 nodes completed") == 1, ran.output  # the final line, once
     assert "0/0" not in ran.output and "/1 nodes completed" in ran.output.splitlines()[1]
     assert "last run COMPLETED" in invoke(project, "list").output

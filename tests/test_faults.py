@@ -9,7 +9,6 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-import httpx
 import pytest
 
 from kedro_prefect_hooks.local.server import free_port
@@ -18,6 +17,7 @@ from kedro_prefect_hooks.registration.connection import PrefectApiError
 from conftest import kedro, open_session, project_deployments
 from fake_servers import empty_object, login_page, refusing_proxy, serve, trickling
 from kedro_projects import BIN
+from prefect_runs import call_api
 
 
 @pytest.fixture
@@ -125,7 +125,7 @@ def test_concurrent_sessions_end_with_one_deployment_per_pipeline(api_url, make_
     assert not any("nothing registered" in out for out in outputs), outputs
     deployments = project_deployments(api_url, project)
     assert [d["name"] for d in deployments] == ["__default__", "data_processing", "data_science"]
-    pools = httpx.post(f"{api_url}/work_pools/filter", json={}).json()
+    pools = call_api("POST", f"{api_url}/work_pools/filter", json={}).json()
     assert [p["name"] for p in pools].count("concurrent-pool") == 1
 
 

@@ -6,13 +6,13 @@ import asyncio
 import shutil
 import sys
 
-import httpx
 import pytest
 
 from kedro_prefect_hooks.config import ConfigError
 from kedro_prefect_hooks.registration.plan import FLOW_ENTRYPOINT
 
 from conftest import kedro, open_session, project_deployments
+from prefect_runs import call_api
 
 
 def test_session_registers_selected_pipelines(api_url, make_project):
@@ -41,7 +41,7 @@ def test_session_registers_selected_pipelines(api_url, make_project):
     assert "kedro-prefect-hooks" in science["tags"]
     # the UI's run form needs the flow's parameters
     assert {"pipeline", "env", "params", "tags"} <= set(science["parameter_openapi_schema"]["properties"])
-    pool = httpx.get(f"{api_url}/work_pools/kedro-test-pool").json()
+    pool = call_api("GET", f"{api_url}/work_pools/kedro-test-pool").json()
     assert pool["type"] == "process"
 
 
@@ -385,7 +385,7 @@ def test_a_deployment_deleted_on_the_server_comes_back(api_url, make_project):
     project = make_project("pipelines: all\n")
     open_session(project)
     victim = project_deployments(api_url, project)[0]
-    httpx.delete(f"{api_url}/deployments/{victim['id']}").raise_for_status()
+    call_api("DELETE", f"{api_url}/deployments/{victim['id']}")
     open_session(project)
     assert [d["name"] for d in project_deployments(api_url, project)] == [
         "__default__",

@@ -5,12 +5,11 @@ from __future__ import annotations
 import json
 import time
 
-import httpx
 import pytest
 
 from conftest import open_session, project_deployments
 from kedro_projects import add_flow_pipelines, copy_project
-from prefect_runs import TERMINAL, run_artifacts, settled_logs, trigger, wait_for_run
+from prefect_runs import TERMINAL, call_api, run_artifacts, settled_logs, trigger, wait_for_run
 
 
 @pytest.fixture
@@ -24,21 +23,20 @@ def resumable(prefect_server, project_template, tmp_path, monkeypatch):
 
 def retry_like_the_ui(api_url: str, flow_run_id: str) -> None:
     """What the Retry button sends (Prefect's UI v2)."""
-    response = httpx.post(
+    call_api(
+        "POST",
         f"{api_url}/flow_runs/{flow_run_id}/set_state",
         json={
             "state": {"type": "SCHEDULED", "name": "AwaitingRetry", "message": "Retry from the UI"},
             "force": True,
         },
-        timeout=10,
     )
-    response.raise_for_status()
 
 
 def wait_for_attempt(api_url: str, flow_run_id: str, attempt: int, timeout: float = 180) -> dict:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        run = httpx.get(f"{api_url}/flow_runs/{flow_run_id}", timeout=10).json()
+        run = call_api("GET", f"{api_url}/flow_runs/{flow_run_id}").json()
         if run["run_count"] >= attempt and run["state"]["type"] in TERMINAL:
             return run
         time.sleep(0.5)
@@ -66,8 +64,8 @@ def test_retry_skips_completed_persisted_nodes_and_remakes_in_memory_ones(
     result = json.loads((project / "data" / "08_reporting" / "resumed_result.json").read_text())
     assert result == 30 + 4  # upstream's saved output, and the in-memory input made again
 
-    runs = httpx.post(
-        f"{prefect_server}/task_runs/filter", json={"flow_runs": {"id": {"any_": [first["id"]]}}}, timeout=10
+    runs = call_api(
+        "POST", f"{prefect_server}/task_runs/filter", json={"flow_runs": {"id": {"any_": [first["id"]]}}}
     ).json()
     by_attempt = {(r["name"], r["flow_run_run_count"]) for r in runs}
     assert {name for name, attempt in by_attempt if attempt == 2} == {"memory_node", "flaky_node"}

@@ -9,17 +9,15 @@ import time
 import uuid
 from pathlib import Path
 
-import httpx
-
 from kedro_prefect_hooks.local.worker import record_path, running_workers, stop_worker
 
 from conftest import open_session, project_deployments
 from kedro_projects import add_flow_pipelines
-from prefect_runs import timestamp, trigger, wait_for_run
+from prefect_runs import call_api, timestamp, trigger, wait_for_run
 
 
 def state_names(api_url: str, flow_run_id: str) -> list[str]:
-    states = httpx.get(f"{api_url}/flow_run_states/", params={"flow_run_id": flow_run_id}, timeout=10).json()
+    states = call_api("GET", f"{api_url}/flow_run_states/", params={"flow_run_id": flow_run_id}).json()
     return [s["name"] for s in sorted(states, key=lambda s: s["timestamp"])]
 
 
@@ -54,7 +52,7 @@ def flow_run_processes(flow_run_id: str) -> list[int]:
 def wait_for_state(api_url: str, flow_run_id: str, wanted: str, timeout: float) -> dict:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        run = httpx.get(f"{api_url}/flow_runs/{flow_run_id}", timeout=10).json()
+        run = call_api("GET", f"{api_url}/flow_runs/{flow_run_id}").json()
         if run["state"] and run["state"]["type"] == wanted:
             return run
         time.sleep(1)

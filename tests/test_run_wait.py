@@ -9,13 +9,13 @@ import subprocess
 import uuid
 from pathlib import Path
 
-import httpx
 import pytest
 
 from kedro_prefect_hooks.local.worker import running_workers, stop_worker
 
 from conftest import invoke, kedro
 from kedro_projects import BIN, add_flow_pipelines, copy_project
+from prefect_runs import call_api
 
 WIDE = 201  # more task runs than one page of the API (200)
 
@@ -53,7 +53,7 @@ def wait_project(prefect_server, project_template, tmp_path_factory):
 
 def flow_run_of(output: str, api_url: str) -> dict:
     run_id = output.split("/runs/flow-run/")[1].split()[0]
-    return httpx.get(f"{api_url}/flow_runs/{run_id}", timeout=10).json()
+    return call_api("GET", f"{api_url}/flow_runs/{run_id}").json()
 
 
 def test_the_count_comes_from_the_pipeline_and_the_filters(api_url, wait_project, process_worker):

@@ -9,7 +9,6 @@ import subprocess
 import uuid
 from pathlib import Path
 
-import httpx
 import pytest
 from click.testing import CliRunner
 
@@ -19,7 +18,7 @@ from kedro_prefect_hooks.registration.plan import OWNER_LABEL
 
 from conftest import open_session, project_deployments, start_process_worker, stop_process
 from kedro_projects import add_flow_pipelines
-from prefect_runs import trigger, wait_for_run
+from prefect_runs import call_api, trigger, wait_for_run
 
 
 def state(api_url: str, project: Path) -> list[tuple]:
@@ -176,8 +175,11 @@ def test_job_variables_are_checked_against_a_typed_pools_template(api_url, make_
     module, _, name = worker_class.rpartition(".")
     template = getattr(__import__(module, fromlist=[name]), name).get_default_base_job_template()
     pool = f"{kind}-{uuid.uuid4().hex[:6]}"
-    created = httpx.post(
-        f"{api_url}/work_pools/", json={"name": pool, "type": kind, "base_job_template": template}
+    created = call_api(
+        "POST",
+        f"{api_url}/work_pools/",
+        json={"name": pool, "type": kind, "base_job_template": template},
+        check=False,
     )
     assert created.status_code == 201, created.text
 

@@ -10,7 +10,6 @@ import time
 import uuid
 from pathlib import Path
 
-import httpx
 import pytest
 
 from kedro_prefect_hooks.local.processes import Record, read_record, write_record
@@ -19,7 +18,7 @@ from kedro_prefect_hooks.local.worker import record_path, running_workers, stop_
 from kedro_prefect_hooks.registration.automations import CRASH_AUTOMATION
 
 from conftest import AUTH_STRING, kedro, open_session, project_deployments
-from prefect_runs import trigger, wait_for_run
+from prefect_runs import call_api, trigger, wait_for_run
 
 
 @pytest.fixture
@@ -52,7 +51,7 @@ def processes_with(marker: str) -> list[int]:
 def online_workers(api_url: str, pool: str, timeout: float = 30) -> list[dict]:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        response = httpx.post(f"{api_url}/work_pools/{pool}/workers/filter", json={}, timeout=10)
+        response = call_api("POST", f"{api_url}/work_pools/{pool}/workers/filter", json={}, check=False)
         workers = response.json() if response.status_code == 200 else []  # 404: no pool yet
         online = [w for w in workers if w["status"] == "ONLINE"]
         if online:
@@ -156,7 +155,7 @@ def test_local_server_start_status_use_and_stop(worker_project, monkeypatch, hoo
     assert names
     assert pool in running_workers(project)
     # mark_crashed_runs: auto creates the crash automation on the project's own server only
-    automations = httpx.post(f"{local}/automations/filter", json={}, timeout=10).json()
+    automations = call_api("POST", f"{local}/automations/filter", json={}).json()
     assert [a["name"] for a in automations] == [CRASH_AUTOMATION]
 
     # the prefect CLI in the project folder talks to that server with no manual step
