@@ -197,15 +197,23 @@ def worker_stop(metadata, env: str | None, timeout: float) -> None:
       kedro prefect worker stop --timeout 30
     """
     from kedro_prefect_hooks.config import ConfigError
+    from kedro_prefect_hooks.hooks import find_api
     from kedro_prefect_hooks.local.worker import stop_worker
     from kedro_prefect_hooks.project import load_project_config
+    from kedro_prefect_hooks.registration.api import PrefectApi
+    from kedro_prefect_hooks.registration.connection import PrefectApiError
 
     project_path, _ = _project(metadata)
     try:
-        pool = load_project_config(project_path, env).work_pool.name
+        config = load_project_config(project_path, env)
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from None
-    click.echo(f"worker for pool '{pool}': {stop_worker(project_path, pool, timeout)}")
+    try:
+        client = PrefectApi(find_api(config, project_path), timeout=config.timeout)
+    except PrefectApiError:
+        client = None  # no API to tell: the process is stopped all the same
+    pool = config.work_pool.name
+    click.echo(f"worker for pool '{pool}': {stop_worker(project_path, pool, timeout, client)}")
 
 
 @server.command("start")

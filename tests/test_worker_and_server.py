@@ -99,6 +99,12 @@ def test_the_flag_starts_one_worker_across_sessions_and_it_runs_deployments(api_
     assert result.returncode == 0 and f"worker for pool '{pool}': stopped" in result.stdout
     assert processes_with(f"--name {worker_name(package, pool)}") == []
     assert not record_path(project, pool).exists()
+    # Seen: the server listed the stopped worker ONLINE for ~90 s (until 3 heartbeats were
+    # missed), so `kedro prefect run --wait` did not say that no worker was online.
+    listed = call_api("POST", f"{api_url}/work_pools/{pool}/workers/filter", json={}).json()
+    assert listed == [], listed
+    waited = kedro(project, "prefect", "run", "data_processing", "--wait", "--timeout", "6")
+    assert waited.returncode == 1 and f"No worker is online for work pool '{pool}'" in waited.stdout, waited
 
 
 def test_a_stale_record_is_replaced(api_url, worker_project):

@@ -147,10 +147,20 @@ def running_workers(project_path: Path) -> dict[str, Record]:
     return found
 
 
-def stop_worker(project_path: Path, pool: str, timeout: float = 15) -> str:
-    """Stop the worker this project started for `pool`; gracefully, then forcefully."""
+def stop_worker(project_path: Path, pool: str, timeout: float = 15, client: PrefectApi | None = None) -> str:
+    """Stop the worker this project started for `pool`; gracefully, then forcefully.
+
+    With `client` for the API the worker served, the stopped worker also leaves the
+    pool's list there: Prefect would show it ONLINE for about 90 s more, and
+    `kedro prefect run --wait` would not say that no worker is online.
+    """
     path = record_path(project_path, pool)
     record = read_record(path)
     outcome = stop(record, timeout) if record else "not running"
     path.unlink(missing_ok=True)
+    if record and outcome != "not running" and client and client.settings.url == record.url:
+        try:
+            client.forget_worker(pool, record.marker)
+        except PrefectApiError as exc:
+            outcome += f" (Prefect may list it as online for about 90 s: {exc})"
     return outcome

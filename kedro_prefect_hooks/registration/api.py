@@ -290,6 +290,10 @@ class PrefectApi:
         status, payload = self._request("POST", api_path := path("work_pools", pool, "workers", "filter"), {})
         return [] if status == 404 else self._checked("POST", api_path, status, payload, list)
 
+    def forget_worker(self, pool: str, name: str) -> None:
+        """Drop a stopped worker from the pool's list, which shows it ONLINE until 3 heartbeats are missed."""
+        self._request("DELETE", path("work_pools", pool, "workers", name))
+
 
 def _task_runs_body(flow_run_id: str, state_types: list[str]) -> dict[str, Any]:
     return {
