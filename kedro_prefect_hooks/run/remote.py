@@ -16,12 +16,12 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from kedro.runner import Task
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from kedro_prefect_hooks.compat import run_catalog, session_hook_manager
 from kedro_prefect_hooks.run import mlflow_link
+from kedro_prefect_hooks.run.units import run_node
 
 
 class RemoteRun:
@@ -140,13 +140,7 @@ def run_kedro_nodes_remotely(unit: RemoteUnit, run: RemoteRun) -> list[NodeTimin
                 kedro.catalog.get(dataset, fallback_to_runtime_pattern=True)
             start = time.perf_counter()
             try:
-                Task(
-                    node=node,
-                    catalog=kedro.catalog,
-                    hook_manager=kedro.hook_manager,
-                    is_async=False,
-                    run_id=run.save_version,
-                ).execute()
+                run_node(node, kedro.catalog, kedro.hook_manager, run.save_version)
             except Exception as exc:
                 raise KedroNodeError(name, f"{type(exc).__name__}: {exc}") from exc
             timings.append(NodeTiming(name, time.perf_counter() - start))

@@ -18,7 +18,7 @@ from typing import Any
 
 from kedro.pipeline import Pipeline
 from kedro.pipeline.node import Node
-from kedro.runner import AbstractRunner, Task
+from kedro.runner import AbstractRunner
 from prefect import tags, task
 from prefect.cache_policies import NO_CACHE
 
@@ -29,7 +29,7 @@ from kedro_prefect_hooks.run.remote import KedroNodeError, RemoteRun, RemoteUnit
 from kedro_prefect_hooks.run.report import RunReport, describe_dataset
 from kedro_prefect_hooks.run.resume import EarlierAttempt, resumed_pipeline
 from kedro_prefect_hooks.run.scheduling import DaskPool, ThreadPool, finished_future, run_in_pool
-from kedro_prefect_hooks.run.units import WorkUnit, in_memory, memory_handoffs, work_units
+from kedro_prefect_hooks.run.units import WorkUnit, in_memory, memory_handoffs, run_node, work_units
 
 logger = logging.getLogger(__name__)
 
@@ -71,13 +71,7 @@ def run_kedro_nodes(unit: WorkUnit, run: KedroRun) -> None:
             run.report.started(node.name)
             start = time.perf_counter()
             try:
-                Task(
-                    node=node,
-                    catalog=run.catalog,
-                    hook_manager=run.hook_manager,
-                    is_async=False,
-                    run_id=run.run_id,
-                ).execute()
+                run_node(node, run.catalog, run.hook_manager, run.run_id)
             except BaseException as exc:
                 run.report.finished(node.name, time.perf_counter() - start, exc)
                 raise

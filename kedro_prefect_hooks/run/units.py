@@ -15,8 +15,14 @@ from typing import Any
 
 from kedro.pipeline import Pipeline
 from kedro.pipeline.node import Node
+from kedro.runner import Task
 
 MEMORY_TYPES = ("MemoryDataset", "SharedMemoryDataset")
+
+
+def run_node(node: Node, catalog: Any, hook_manager: Any, run_id: str | None) -> None:
+    """One node through Kedro's own node runner: node and dataset hooks, loads, the function, saves."""
+    Task(node=node, catalog=catalog, hook_manager=hook_manager, is_async=False, run_id=run_id).execute()
 
 
 class WorkUnit:
