@@ -23,7 +23,12 @@ TERMINAL = ("COMPLETED", "FAILED", "CRASHED", "CANCELLED")
 FAILED_TASKS = ["FAILED", "CRASHED"]
 POLL_SECONDS = 1.0
 WORKER_GRACE_SECONDS = 2.0  # a worker started a moment ago may not be online yet
-SETTLE_READS = 20  # task runs reach the server a moment after the flow run's end: up to 10 s
+# Task runs reach the server a moment after the flow run's end (its task-run recorder
+# lags under load). A count is settled by 3 equal reads in a row (10 s at most); for a
+# completed run whose total is known, by reaching it, or by 20 equal reads (the worker's
+# code may have other nodes than this checkout), 30 s at most. A read every 0.5 s.
+SETTLE_READS, STEADY_READS = 20, 3
+COMPLETE_READS, COMPLETE_STEADY_READS = 60, 20
 
 
 @dataclass
@@ -122,7 +127,7 @@ def follow(
             line = display.finish(label, completed, failed)
             return Outcome(kind, (flow_run.get("state") or {}).get("message") or "", line, finished=False)
         sleep(POLL_SECONDS)
-    completed, failed = _settled_counts(client, flow_run_id, kind, expected_total, sleep)
+    completed, failed = settled_counts(client, flow_run_id, kind, expected_total, sleep)
     line = display.finish(label, completed, failed)
     failed_tasks = [t["name"] for t in client.task_runs(flow_run_id, FAILED_TASKS)] if failed else []
     return Outcome(kind, (flow_run.get("state") or {}).get("message") or "", line, failed_tasks)
@@ -134,16 +139,18 @@ def _counts(client: PrefectApi, flow_run_id: str) -> tuple[int, int]:
     )
 
 
-def _settled_counts(
+def settled_counts(
     client: PrefectApi, flow_run_id: str, kind: str, expected: int | None, sleep: Callable[[float], None]
 ) -> tuple[int, int]:
-    """The counts once a completed run has all its tasks, or three reads in a row agree."""
+    """The counts once a completed run has all its tasks, or once they stop changing."""
+    complete = kind == "COMPLETED" and expected is not None
+    steady = COMPLETE_STEADY_READS if complete else STEADY_READS
     reads: list[tuple[int, int]] = []
-    for _ in range(SETTLE_READS):
+    for _ in range(COMPLETE_READS if complete else SETTLE_READS):
         reads.append(_counts(client, flow_run_id))
-        if kind == "COMPLETED" and expected is not None and reads[-1][0] >= expected:
+        if complete and expected is not None and reads[-1][0] >= expected:
             break
-        if len(reads) >= 3 and reads[-1] == reads[-2] == reads[-3]:
+        if len(reads) >= steady and len(set(reads[-steady:])) == 1:
             break
         sleep(0.5)
     return reads[-1]
