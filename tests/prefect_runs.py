@@ -61,10 +61,19 @@ def filter_runs(api_url: str, body: dict) -> list[dict]:
     return _filter(api_url, "flow_runs", body)
 
 
-def task_runs(api_url: str, flow_run_id: str) -> dict[str, dict]:
-    """The flow run's task runs by name."""
-    runs = _filter(api_url, "task_runs", {"flow_runs": {"id": {"any_": [flow_run_id]}}})
-    return {run["name"]: run for run in runs}
+def task_runs(api_url: str, flow_run_id: str, timeout: float = 30) -> dict[str, dict]:
+    """The flow run's task runs by name, once all are in a final state and two reads agree: task
+    run states reach the server a moment after the flow run's, later still on a busy machine."""
+    deadline = time.monotonic() + timeout
+    previous = None
+    while True:
+        runs = _filter(api_url, "task_runs", {"flow_runs": {"id": {"any_": [flow_run_id]}}})
+        states = {run["name"]: (run["state"] or {}).get("type") for run in runs}
+        settled = states == previous and all(state in TERMINAL for state in states.values())
+        if settled or time.monotonic() > deadline:
+            return {run["name"]: run for run in runs}
+        previous = states
+        time.sleep(0.5)
 
 
 def run_logs(api_url: str, flow_run_id: str) -> list[dict]:
