@@ -143,12 +143,12 @@ def settled_counts(
     client: PrefectApi, flow_run_id: str, kind: str, expected: int | None, sleep: Callable[[float], None]
 ) -> tuple[int, int]:
     """The counts once a completed run has all its tasks, or once they stop changing."""
-    complete = kind == "COMPLETED" and expected is not None
-    steady = COMPLETE_STEADY_READS if complete else STEADY_READS
+    target = expected if kind == "COMPLETED" else None  # every task of a completed run completed
+    steady = STEADY_READS if target is None else COMPLETE_STEADY_READS
     reads: list[tuple[int, int]] = []
-    for _ in range(COMPLETE_READS if complete else SETTLE_READS):
+    for _ in range(SETTLE_READS if target is None else COMPLETE_READS):
         reads.append(_counts(client, flow_run_id))
-        if complete and expected is not None and reads[-1][0] >= expected:
+        if target is not None and reads[-1][0] >= target:
             break
         if len(reads) >= steady and len(set(reads[-steady:])) == 1:
             break
