@@ -8,7 +8,10 @@ The matrix legs are the promises setup.cfg makes:
                  resolved by uv with `--resolution lowest-direct`.
 - tests-newest:  Python 3.13, the newest releases the declared ranges allow,
                  installed from the sdist and tested from inside it.
-- tests-default: the Python that runs nox, with what `pip install` picks today.
+- tests-default: the Python that runs nox, with what `pip install` picks today: the
+                 same kedro and prefect as tests-newest, so `--matrix` (CI) runs the two
+                 ends instead of it.
+Each suite runs in 4 pytest-xdist processes (KPH_TEST_WORKERS), each with its own server.
 """
 
 from __future__ import annotations
@@ -65,10 +68,20 @@ def show_versions(session: nox.Session, *extra: str) -> None:
     )
 
 
+def test_workers(posargs: list[str]) -> list[str]:
+    """pytest-xdist options: most tests wait on a Prefect server or a worker, not on a core, so
+    4 test processes (each with its own server) keep 2 cores busy. KPH_TEST_WORKERS=0, or a
+    `-n`/`-p no:xdist` of one's own, runs them as given."""
+    workers = os.environ.get("KPH_TEST_WORKERS", "4")
+    if workers == "0" or any(arg.startswith(("-n", "--numprocesses")) or arg == "no:xdist" for arg in posargs):
+        return []
+    return ["-n", workers, "--durations=15"]
+
+
 def run_tests(session: nox.Session, cwd: Path = ROOT) -> None:
     show_versions(session)
     with session.chdir(cwd):
-        session.run("python", "-m", "pytest", *session.posargs, env=TEST_ENV)
+        session.run("python", "-m", "pytest", *test_workers(session.posargs), *session.posargs, env=TEST_ENV)
 
 
 @nox.session(name="tests-default")
