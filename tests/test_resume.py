@@ -8,7 +8,7 @@ import time
 import pytest
 
 from conftest import open_session, project_deployments
-from kedro_projects import add_flow_pipelines, copy_project
+from kedro_projects import add_flow_pipelines, add_pipeline, copy_project
 from prefect_runs import TERMINAL, call_api, run_artifacts, settled_logs, trigger, wait_for_run
 
 
@@ -85,3 +85,63 @@ def test_retry_skips_completed_persisted_nodes_and_remakes_in_memory_ones(
     assert (
         r"| upstream\_node | skipped: completed in an earlier attempt (this is attempt 2)" in latest["data"]
     )
+
+
+UNVERSIONED_MIDDLE = """
+from pathlib import Path
+
+from kedro.pipeline import Pipeline, node
+
+
+def make(start):
+    return {"made": start}
+
+
+def flaky(mid):
+    marker = Path("data") / "flaky-attempted"
+    if not marker.exists():
+        marker.write_text("1")
+        raise RuntimeError("first attempt fails (marker absent)")
+    return {"out": mid["made"] + 1}
+
+
+def create_pipeline(**kwargs):
+    return Pipeline([node(make, "params:start", "c_mid", name="make"), node(flaky, "c_mid", "c_out", name="flaky")])
+"""
+
+
+def test_retry_loads_an_unversioned_dataset_a_skipped_node_wrote(
+    prefect_server, process_worker, project_template, tmp_path, monkeypatch
+):
+    """Issue 18, 1: every kedro-datasets dataset is an AbstractVersionedDataset; Retry loaded the
+    unversioned c_mid "at version ...Z" and failed: Not a directory: data/c_mid.json/<version>/c_mid.json.
+    Issue 18, 7: the failure message ran two sentences together: "(marker absent) To resume"."""
+    project = copy_project(project_template, tmp_path, "pipelines: [unversioned_mid]\n")
+    add_pipeline(
+        project,
+        "unversioned_mid",
+        UNVERSIONED_MIDDLE,
+        catalog="""
+            c_mid: {type: json.JSONDataset, filepath: data/c_mid.json}
+            c_out: {type: json.JSONDataset, filepath: data/c_out.json}
+        """,
+    )
+    monkeypatch.setenv("PREFECT_API_URL", prefect_server)
+    open_session(project)
+    [deployment] = project_deployments(prefect_server, project)
+    first = wait_for_run(prefect_server, trigger(prefect_server, deployment["id"]))
+    assert first["state"]["type"] == "FAILED"
+
+    retry_like_the_ui(prefect_server, first["id"])
+    second = wait_for_attempt(prefect_server, first["id"], attempt=2)
+    assert second["state"]["type"] == "COMPLETED", second["state"]["message"]
+    assert "(marker absent). To resume: Retry this flow run" in first["state"]["message"]
+    assert json.loads((project / "data" / "c_out.json").read_text()) == {"out": 4}
+    runs = call_api(
+        "POST", f"{prefect_server}/task_runs/filter", json={"flow_runs": {"id": {"any_": [first["id"]]}}}
+    ).json()
+    assert {r["name"] for r in runs if r["flow_run_run_count"] == 2} == {"flaky"}  # make was skipped
+    logs = settled_logs(
+        prefect_server, first["id"], "Resuming: skipping make: completed in an earlier attempt", exact=False
+    )
+    assert not any("Resuming: loading 'c_mid' at version" in m for m in logs)
