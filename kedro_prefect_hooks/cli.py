@@ -8,7 +8,28 @@ from pathlib import Path
 
 import click
 
-ENV_OPTION = click.option("--env", "-e", default=None, help="Kedro env whose prefect.yml to read.")
+
+def plain_env(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """A Kedro env is a folder directly under conf/: `../x`, `a/b`, `.` or "" would reach elsewhere."""
+    if value is None:
+        return None
+    if value in ("", ".", "..") or any(sep in value for sep in ("/", "\\", "\0")) or value != value.strip():
+        raise click.BadParameter(
+            f"{value!r} is not a Kedro env: give a plain folder name under conf/, such as local or prod",
+            ctx=ctx,
+            param=param,
+        )
+    return value
+
+
+ENV_OPTION = click.option(
+    "--env",
+    "-e",
+    default=None,
+    envvar="KEDRO_ENV",
+    callback=plain_env,
+    help="Kedro env whose prefect.yml to read (default: KEDRO_ENV, else Kedro's default run env).",
+)
 
 
 @click.group(name="kedro-prefect-hooks")
@@ -326,7 +347,9 @@ def _kedro_project(metadata, loader, env):
 
 
 @prefect.command()
-@click.option("--env", "-e", default="base", show_default=True, help="conf/<env> to write into.")
+@click.option(
+    "--env", "-e", default="base", show_default=True, callback=plain_env, help="conf/<env> to write into."
+)
 @click.option("--force", is_flag=True, help="Overwrite an existing prefect.yml.")
 @click.pass_obj
 def init(metadata, env: str, force: bool) -> None:
@@ -463,38 +486,6 @@ def _schedule_text(schedules: list[dict]) -> str:
     return "; ".join(parts)
 
 
-def parse_params(text: str, param_hint: str = "--params") -> dict:
-    """Kedro's `--params` syntax: `a=1,b.c=x` -> {"a": 1, "b": {"c": "x"}}.
-
-    Values are read as YAML scalars (numbers, booleans); as with `kedro run --params`,
-    a value cannot hold a comma.
-    """
-    import yaml
-
-    params: dict = {}
-    for item in filter(None, (part.strip() for part in text.split(","))):
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise click.BadParameter(f"{item!r} is not key=value", param_hint=param_hint)
-        *parents, leaf = key.strip().split(".")
-        target = params
-        for parent in parents:
-            target = target.setdefault(parent, {})
-        try:
-            target[leaf] = yaml.safe_load(value) if value.strip() else ""
-        except yaml.YAMLError:
-            raise click.BadParameter(f"cannot read the value of {item!r}", param_hint=param_hint) from None
-    return params
-
-
-def parse_job_variables(items: tuple[str, ...]) -> dict:
-    """`--job-variable` values: key=value, dotted keys nest; `env` values stay strings, as the job needs."""
-    variables = parse_params(",".join(items), param_hint="--job-variable") if items else {}
-    if isinstance(variables.get("env"), dict):
-        variables["env"] = {k: str(v) for k, v in variables["env"].items()}
-    return variables
-
-
 def _list_option(name: str, what: str):
     return click.option(name, default="", help=f"{what}, comma-separated, as `kedro run {name}`.")
 
@@ -531,7 +522,7 @@ def run(
     job_variables: tuple[str, ...],
     **filters,
 ) -> None:
-    """Trigger PIPELINE's deployment; a worker for its pool runs it.
+    """Trigger PIPELINE's deployment (the one this env registered); a worker for its pool runs it.
 
     \b
     Examples:
@@ -540,59 +531,12 @@ def run(
       kedro prefect run __default__ --from-nodes train_model --wait
       kedro prefect run training --job-variable memory=16Gi --job-variable env.BATCH=64
     """
-    from kedro_prefect_hooks.registration.api import PrefectApi
-    from kedro_prefect_hooks.registration.connection import PrefectApiError
     from kedro_prefect_hooks.registration.plan import desired_deployments
-    from kedro_prefect_hooks.selection import filter_parameters, given_options, load_plan, resume_command
-    from kedro_prefect_hooks.watch import start_hint, wait_and_report
+    from kedro_prefect_hooks.selection import given_options
+    from kedro_prefect_hooks.trigger import run_pipeline
 
     config, api, loader = _config_and_api(metadata, env)
     project = _kedro_project(metadata, loader, env)
     (deployment,) = desired_deployments(config, project, _selected(config, project, (pipeline,)))
-    try:
-        parameters = filter_parameters(filters)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc), param_hint="--load-versions") from None
-    filtered = bool(parameters)
-    if params:
-        parameters["params"] = parse_params(params)
     given = given_options(click.get_current_context())
-    client = PrefectApi(api, config.timeout)
-    try:
-        found = client.deployment_by_name(deployment.flow_name, deployment.name)
-        if found is None:
-            raise click.ClickException(
-                f"{deployment.full_name} is not registered at {api.url}: run `kedro prefect register`."
-            )
-        try:  # counted for --wait, checked when filtered; the deployment's presets apply under the run's own
-            effective = {**(found.get("parameters") or {}), **parameters}
-            plan = load_plan(pipeline, effective, _group_by(config, pipeline)) if wait or filtered else None
-        except ValueError as exc:
-            problem = str(exc).strip().rstrip(".")
-            raise click.ClickException(
-                f"pipeline '{pipeline}' with these filters: {problem}. No run was created."
-            ) from None
-        flow_run = client.create_flow_run(found["id"], parameters, parse_job_variables(job_variables))
-        ui = api.url.removesuffix("/api")
-        click.echo(
-            f"Triggered {deployment.full_name}: flow run '{flow_run['name']}' "
-            f"{ui}/runs/flow-run/{flow_run['id']}"
-        )
-        if plan is not None and wait:
-            pool = found.get("work_pool_name") or config.work_pool.name
-            wait_and_report(
-                client,
-                flow_run["id"],
-                deployment.full_name,
-                plan,
-                pool,
-                start_hint(pool, config.work_pool.name, env),
-                timeout,
-                lambda nodes: resume_command(pipeline, given, nodes),
-            )
-    except PrefectApiError as exc:
-        raise click.ClickException(str(exc)) from None
-
-
-def _group_by(config, pipeline: str) -> str:
-    return config.options_for(pipeline).run.grouping
+    run_pipeline(config, api, project, deployment, env, params, wait, timeout, job_variables, filters, given)

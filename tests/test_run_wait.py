@@ -108,7 +108,7 @@ def test_a_failure_names_the_node_and_the_command_that_resumes_from_it(api_url, 
     assert "FAILED: 1/3 nodes completed, 1 failed" in lines
     assert "Failed node: boom" in lines
     assert (
-        "Resume from it: kedro prefect run failing --params start=4 --wait --timeout 180 --from-nodes boom"
+        "Resume with: kedro prefect run failing --params start=4 --wait --timeout 180 --from-nodes boom"
         in lines
     )
     assert any(line.startswith("Error: ") and "boom: the input was 4" in line for line in lines)
