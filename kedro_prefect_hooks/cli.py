@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import signal
-import subprocess
 from pathlib import Path
 
 import click
 
-ENV_OPTION = click.option("--env", "-e", default=None, help="Kedro env whose prefect.yml to read.")
+from kedro_prefect_hooks.cli_local import server, worker
+from kedro_prefect_hooks.cli_support import ENV_OPTION, config_and_api, plain_env
 
 
 @click.group(name="kedro-prefect-hooks")
@@ -21,280 +20,8 @@ def prefect() -> None:
     """Prefect commands of kedro-prefect-hooks."""
 
 
-@prefect.group()
-def worker() -> None:
-    """The process worker that runs this project's deployments.
-
-    \b
-    Examples:
-      kedro prefect worker start      # in the foreground, Ctrl-C stops it
-      kedro prefect worker status
-      kedro prefect worker stop       # the one `worker: {start: true}` started
-    """
-
-
-@prefect.group()
-def server() -> None:
-    """A local Prefect server for this project (SQLite, 127.0.0.1, no Docker).
-
-    \b
-    Examples:
-      kedro prefect server start      # in the background; prints the UI URL
-      kedro prefect server status
-      kedro prefect server stop       # stops this project's worker first
-    """
-
-
-def _project(metadata) -> tuple[Path, str]:
-    return Path(metadata.project_path), metadata.package_name
-
-
-def _config(metadata, env: str | None, required: bool = True):
-    """The project's config and config loader, or a one-line error naming the fix.
-
-    Worker commands pass `required=False`: without prefect.yml they serve the default pool.
-    """
-    from kedro_prefect_hooks.config import ConfigError, PrefectConfig
-    from kedro_prefect_hooks.config.loader import load_config
-    from kedro_prefect_hooks.project import project_config_loader
-
-    project_path, _ = _project(metadata)
-    try:
-        loader = project_config_loader(project_path, env)
-        config = load_config(loader)
-    except ConfigError as exc:
-        raise click.ClickException(str(exc)) from None
-    if config is None and required:
-        raise click.ClickException(
-            f"No prefect.yml in {project_path / 'conf'}: run `kedro prefect init` first."
-        )
-    return config or PrefectConfig(), loader
-
-
-def _config_and_api(metadata, env: str | None, required: bool = True):
-    """The project's config, API and config loader, or a one-line error naming the fix."""
-    from kedro_prefect_hooks.hooks import find_api
-    from kedro_prefect_hooks.registration.connection import PrefectApiError
-
-    config, loader = _config(metadata, env, required)
-    try:
-        return config, find_api(config, _project(metadata)[0]), loader
-    except PrefectApiError as exc:
-        raise click.ClickException(str(exc)) from None
-
-
-@worker.command("start")
-@ENV_OPTION
-@click.pass_obj
-def worker_start(metadata, env: str | None) -> None:
-    """Run a process worker for the configured work pool in the foreground.
-
-    \b
-    Example:
-      kedro prefect worker start --env local
-    """
-    from kedro_prefect_hooks.local.processes import (
-        Record,
-        file_lock,
-        is_running,
-        read_record,
-        sigint_reset,
-        write_record,
-    )
-    from kedro_prefect_hooks.local.worker import record_path, worker_command, worker_env, worker_name
-
-    project_path, package = _project(metadata)
-    config, api, _ = _config_and_api(metadata, env, required=False)
-    pool = config.work_pool.name
-    path = record_path(project_path, pool)
-    with file_lock(path.with_suffix(".lock")):  # the hook takes it too before starting one
-        if is_running(running := read_record(path)):
-            raise click.ClickException(
-                f"A worker for pool '{pool}' already runs (pid {running.pid}); "
-                "stop it first with `kedro prefect worker stop`."
-            )
-        click.echo(f"Worker for pool '{pool}' at {api.url}; Ctrl-C stops it.")
-        process = subprocess.Popen(
-            worker_command(package, pool, config.worker),
-            cwd=project_path,
-            env=worker_env(api, config.worker),
-            preexec_fn=sigint_reset(),  # Ctrl-C and `kedro prefect worker stop` must reach it
-        )
-        write_record(
-            path, Record(pid=process.pid, marker=worker_name(package, pool), log="(terminal)", url=api.url)
-        )
-    stopped = []
-
-    def stop_on_request(*_: object) -> None:
-        # A service manager stops us with SIGTERM: pass it on as the Ctrl-C the worker handles best.
-        stopped.append(True)
-        process.send_signal(signal.SIGINT)
-
-    signal.signal(signal.SIGTERM, stop_on_request)
-    try:
-        process.wait()
-    except KeyboardInterrupt:  # the worker got the terminal's SIGINT too
-        stopped.append(True)
-        process.wait()
-    finally:
-        path.unlink(missing_ok=True)
-    # Stopped by a signal (here, or `kedro prefect worker stop` on the worker itself) is a clean end.
-    signalled = {-signal.SIGTERM, -signal.SIGINT, 128 + signal.SIGTERM, 128 + signal.SIGINT}
-    if process.returncode != 0 and not stopped and process.returncode not in signalled:
-        raise click.ClickException(f"the worker for pool '{pool}' exited with code {process.returncode}")
-
-
-@worker.command("status")
-@ENV_OPTION
-@click.pass_obj
-def worker_status(metadata, env: str | None) -> None:
-    """This project's worker process, and the pool's workers as Prefect sees them.
-
-    The process status needs no API: without one, a line says why it could not be asked.
-
-    \b
-    Example:
-      kedro prefect worker status
-    """
-    from kedro_prefect_hooks.hooks import find_api
-    from kedro_prefect_hooks.local.worker import running_workers
-    from kedro_prefect_hooks.registration.api import PrefectApi
-    from kedro_prefect_hooks.registration.connection import PrefectApiError
-
-    project_path, _ = _project(metadata)
-    config, _ = _config(metadata, env, required=False)
-    pool = config.work_pool.name
-    mine = running_workers(project_path).get(pool)
-    click.echo(
-        f"this project's worker for pool '{pool}': "
-        + (f"running, pid {mine.pid}, log {mine.log}" if mine else "not running")
-    )
-    try:
-        api = find_api(config, project_path)
-        seen = PrefectApi(api, timeout=config.timeout).pool_workers(pool)
-    except PrefectApiError as exc:
-        click.echo(f"  could not ask the Prefect API for the pool's workers: {exc}")
-        return
-    for entry in seen:
-        click.echo(
-            f"  {entry['name']}: {entry.get('status')}, last heartbeat {entry.get('last_heartbeat_time')}"
-        )
-    if not seen:
-        click.echo(f"  Prefect knows no worker for pool '{pool}' at {api.url}")
-
-
-@worker.command("stop")
-@ENV_OPTION
-@click.option(
-    "--timeout", default=15.0, show_default=True, help="Seconds before SIGKILL (SIGTERM at half of it)."
-)
-@click.pass_obj
-def worker_stop(metadata, env: str | None, timeout: float) -> None:
-    """Stop the worker this project started (by its recorded pid): SIGINT, SIGTERM, then SIGKILL.
-
-    \b
-    Example:
-      kedro prefect worker stop --timeout 30
-    """
-    from kedro_prefect_hooks.config import ConfigError
-    from kedro_prefect_hooks.hooks import find_api
-    from kedro_prefect_hooks.local.worker import stop_worker
-    from kedro_prefect_hooks.project import load_project_config
-    from kedro_prefect_hooks.registration.api import PrefectApi
-    from kedro_prefect_hooks.registration.connection import PrefectApiError
-
-    project_path, _ = _project(metadata)
-    try:
-        config = load_project_config(project_path, env)
-    except ConfigError as exc:
-        raise click.ClickException(str(exc)) from None
-    try:
-        client = PrefectApi(find_api(config, project_path), timeout=config.timeout)
-    except PrefectApiError:
-        client = None  # no API to tell: the process is stopped all the same
-    pool = config.work_pool.name
-    click.echo(f"worker for pool '{pool}': {stop_worker(project_path, pool, timeout, client)}")
-
-
-@server.command("start")
-@click.option("--port", type=int, default=None, help="Default: 4200 when free, else any free port.")
-@click.pass_obj
-def server_start(metadata, port: int | None) -> None:
-    """Start this project's local Prefect server in the background (takes 10-20 s).
-
-    It also writes <project>/prefect.toml, so that the prefect CLI run in the project
-    uses this server (a prefect.toml of yours is left alone: the command prints the
-    `export PREFECT_API_URL=...` line instead).
-
-    \b
-    Example:
-      kedro prefect server start --port 4300
-    """
-    from kedro_prefect_hooks.local.prefect_toml import start_lines
-    from kedro_prefect_hooks.local.server import start_local_server
-
-    project_path, _ = _project(metadata)
-    click.echo("Starting a local Prefect server...")
-    try:
-        record, started = start_local_server(project_path, port)
-    except RuntimeError as exc:
-        raise click.ClickException(str(exc)) from None
-    ui = record.url.removesuffix("/api")
-    click.echo(
-        ("Started" if started else "Already running") + f": UI {ui}, API {record.url} (pid {record.pid})"
-    )
-    click.echo(f"Log: {record.log}")
-    for line in start_lines(project_path, record.url):
-        click.echo(line)
-
-
-@server.command("status")
-@click.pass_obj
-def server_status(metadata) -> None:
-    """Whether this project's local server runs, and where.
-
-    \b
-    Example:
-      kedro prefect server status
-    """
-    from kedro_prefect_hooks.local.server import is_healthy, local_server
-
-    project_path, _ = _project(metadata)
-    record = local_server(project_path)
-    if record is None:
-        click.echo("local server: not running (start it with `kedro prefect server start`)")
-        return
-    health = "healthy" if is_healthy(record.url) else "not answering yet"
-    click.echo(
-        f"local server: running, {health}, UI {record.url.removesuffix('/api')}, pid {record.pid}, "
-        f"log {record.log}"
-    )
-
-
-@server.command("stop")
-@click.pass_obj
-def server_stop(metadata) -> None:
-    """Stop this project's workers, then its local server, and remove the prefect.toml it wrote.
-
-    \b
-    Example:
-      kedro prefect server stop
-    """
-    from kedro_prefect_hooks.local.prefect_toml import remove_ours
-    from kedro_prefect_hooks.local.server import stop_local_server
-    from kedro_prefect_hooks.local.worker import running_workers, stop_worker
-
-    project_path, _ = _project(metadata)
-    for pool in running_workers(project_path):
-        click.echo(f"worker for pool '{pool}': {stop_worker(project_path, pool)}")
-    click.echo(f"local server: {stop_local_server(project_path)}")
-    removed = remove_ours(project_path)
-    if removed == "removed":
-        click.echo("prefect.toml: removed")
-    elif removed == "theirs":
-        click.echo(
-            "prefect.toml: left as it is (not written by `kedro prefect server start`, or changed since)"
-        )
+prefect.add_command(worker)
+prefect.add_command(server)
 
 
 def _selected(config, project, names: tuple[str, ...], loader=None):
@@ -326,7 +53,9 @@ def _kedro_project(metadata, loader, env):
 
 
 @prefect.command()
-@click.option("--env", "-e", default="base", show_default=True, help="conf/<env> to write into.")
+@click.option(
+    "--env", "-e", default="base", show_default=True, callback=plain_env, help="conf/<env> to write into."
+)
 @click.option("--force", is_flag=True, help="Overwrite an existing prefect.yml.")
 @click.pass_obj
 def init(metadata, env: str, force: bool) -> None:
@@ -381,7 +110,7 @@ def register(metadata, env: str | None, pipelines: tuple[str, ...], dry_run: boo
     from kedro_prefect_hooks.registration.apply import register as apply
     from kedro_prefect_hooks.registration.connection import PrefectApiError
 
-    config, api, loader = _config_and_api(metadata, env)
+    config, api, loader = config_and_api(metadata, env)
     project = _kedro_project(metadata, loader, env)
     selected, parameters = _selected(config, project, pipelines, loader)
     try:
@@ -421,7 +150,7 @@ def list_deployments(metadata, env: str | None) -> None:
     from kedro_prefect_hooks.registration.connection import PrefectApiError
     from kedro_prefect_hooks.registration.plan import FINGERPRINT_LABEL, desired_deployments, owner
 
-    config, api, loader = _config_and_api(metadata, env)
+    config, api, loader = config_and_api(metadata, env)
     project = _kedro_project(metadata, loader, env)
     selected, parameters = _selected(config, project, (), loader)
     desired = desired_deployments(config, project, selected, crash_detection(config, api), parameters)
@@ -463,38 +192,6 @@ def _schedule_text(schedules: list[dict]) -> str:
     return "; ".join(parts)
 
 
-def parse_params(text: str, param_hint: str = "--params") -> dict:
-    """Kedro's `--params` syntax: `a=1,b.c=x` -> {"a": 1, "b": {"c": "x"}}.
-
-    Values are read as YAML scalars (numbers, booleans); as with `kedro run --params`,
-    a value cannot hold a comma.
-    """
-    import yaml
-
-    params: dict = {}
-    for item in filter(None, (part.strip() for part in text.split(","))):
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise click.BadParameter(f"{item!r} is not key=value", param_hint=param_hint)
-        *parents, leaf = key.strip().split(".")
-        target = params
-        for parent in parents:
-            target = target.setdefault(parent, {})
-        try:
-            target[leaf] = yaml.safe_load(value) if value.strip() else ""
-        except yaml.YAMLError:
-            raise click.BadParameter(f"cannot read the value of {item!r}", param_hint=param_hint) from None
-    return params
-
-
-def parse_job_variables(items: tuple[str, ...]) -> dict:
-    """`--job-variable` values: key=value, dotted keys nest; `env` values stay strings, as the job needs."""
-    variables = parse_params(",".join(items), param_hint="--job-variable") if items else {}
-    if isinstance(variables.get("env"), dict):
-        variables["env"] = {k: str(v) for k, v in variables["env"].items()}
-    return variables
-
-
 def _list_option(name: str, what: str):
     return click.option(name, default="", help=f"{what}, comma-separated, as `kedro run {name}`.")
 
@@ -531,7 +228,7 @@ def run(
     job_variables: tuple[str, ...],
     **filters,
 ) -> None:
-    """Trigger PIPELINE's deployment; a worker for its pool runs it.
+    """Trigger PIPELINE's deployment (the one this env registered); a worker for its pool runs it.
 
     \b
     Examples:
@@ -540,59 +237,12 @@ def run(
       kedro prefect run __default__ --from-nodes train_model --wait
       kedro prefect run training --job-variable memory=16Gi --job-variable env.BATCH=64
     """
-    from kedro_prefect_hooks.registration.api import PrefectApi
-    from kedro_prefect_hooks.registration.connection import PrefectApiError
     from kedro_prefect_hooks.registration.plan import desired_deployments
-    from kedro_prefect_hooks.selection import filter_parameters, given_options, load_plan, resume_command
-    from kedro_prefect_hooks.watch import start_hint, wait_and_report
+    from kedro_prefect_hooks.selection import given_options
+    from kedro_prefect_hooks.trigger import run_pipeline
 
-    config, api, loader = _config_and_api(metadata, env)
+    config, api, loader = config_and_api(metadata, env)
     project = _kedro_project(metadata, loader, env)
     (deployment,) = desired_deployments(config, project, _selected(config, project, (pipeline,)))
-    try:
-        parameters = filter_parameters(filters)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc), param_hint="--load-versions") from None
-    filtered = bool(parameters)
-    if params:
-        parameters["params"] = parse_params(params)
     given = given_options(click.get_current_context())
-    client = PrefectApi(api, config.timeout)
-    try:
-        found = client.deployment_by_name(deployment.flow_name, deployment.name)
-        if found is None:
-            raise click.ClickException(
-                f"{deployment.full_name} is not registered at {api.url}: run `kedro prefect register`."
-            )
-        try:  # counted for --wait, checked when filtered; the deployment's presets apply under the run's own
-            effective = {**(found.get("parameters") or {}), **parameters}
-            plan = load_plan(pipeline, effective, _group_by(config, pipeline)) if wait or filtered else None
-        except ValueError as exc:
-            problem = str(exc).strip().rstrip(".")
-            raise click.ClickException(
-                f"pipeline '{pipeline}' with these filters: {problem}. No run was created."
-            ) from None
-        flow_run = client.create_flow_run(found["id"], parameters, parse_job_variables(job_variables))
-        ui = api.url.removesuffix("/api")
-        click.echo(
-            f"Triggered {deployment.full_name}: flow run '{flow_run['name']}' "
-            f"{ui}/runs/flow-run/{flow_run['id']}"
-        )
-        if plan is not None and wait:
-            pool = found.get("work_pool_name") or config.work_pool.name
-            wait_and_report(
-                client,
-                flow_run["id"],
-                deployment.full_name,
-                plan,
-                pool,
-                start_hint(pool, config.work_pool.name, env),
-                timeout,
-                lambda nodes: resume_command(pipeline, given, nodes),
-            )
-    except PrefectApiError as exc:
-        raise click.ClickException(str(exc)) from None
-
-
-def _group_by(config, pipeline: str) -> str:
-    return config.options_for(pipeline).run.grouping
+    run_pipeline(config, api, project, deployment, env, params, wait, timeout, job_variables, filters, given)

@@ -94,11 +94,23 @@ def saved_version_path(dataset: Any) -> str | None:
 def suggest_resume(runner: Any, pipeline: Any, done_nodes: list, catalog: Any) -> None:
     """Kedro's "you can resume with --from-nodes ..." log line.
 
-    Private: `AbstractRunner._suggest_resume_scenario`; skipped if it is gone.
+    Private: `AbstractRunner._suggest_resume_scenario`; skipped if it is gone. Its
+    node set comes from `_find_nodes_to_resume_from` (below), as ours does.
     """
     suggest = getattr(runner, "_suggest_resume_scenario", None)
     if suggest is not None:
         suggest(pipeline, done_nodes, catalog)
+
+
+def is_versioned(dataset: Any) -> bool:
+    """Whether a dataset is versioned (`versioned: true` in the catalog).
+
+    Every kedro-datasets dataset subclasses `AbstractVersionedDataset`, versioned or
+    not; only its private `_version` (a `Version`, or None) tells. If the attribute is
+    renamed, datasets count as unversioned: a resumed run then loads each one's
+    latest version (Kedro's default) instead of the earlier attempt's.
+    """
+    return getattr(dataset, "_version", None) is not None
 
 
 def resume_start_nodes(pipeline: Any, unfinished_nodes: list, catalog: Any) -> set[str]:

@@ -50,6 +50,7 @@ def kedro_pipeline(
     from kedro_prefect_hooks.run.remote import RemoteRun
     from kedro_prefect_hooks.run.resume import earlier_attempt
     from kedro_prefect_hooks.run.runner import PrefectRunner
+    from kedro_prefect_hooks.selection import command_options
 
     project_path = Path.cwd()
     metadata = bootstrap_project(project_path)
@@ -58,6 +59,17 @@ def kedro_pipeline(
     _check_pipeline(pipeline)
     options = load_project_config(project_path, env, params).options_for(pipeline).run
     report = RunReport(pipeline, env, [])
+    filters = {
+        "tags": tags,
+        "node_names": node_names,
+        "from_nodes": from_nodes,
+        "to_nodes": to_nodes,
+        "namespaces": namespaces,
+        "from_inputs": from_inputs,
+        "to_outputs": to_outputs,
+        "load_versions": load_versions,
+        "only_missing_outputs": only_missing_outputs,
+    }
     logger_names = ["kedro", metadata.package_name, "kedro_prefect_hooks"]
     try:
         session = KedroSession.create(project_path=project_path, env=env, runtime_params=params)
@@ -65,20 +77,8 @@ def kedro_pipeline(
             report.save_version = session.session_id
             remote = RemoteRun(str(project_path), env, params, pipeline, session.session_id, load_versions)
             resume = earlier_attempt(artifact_key(pipeline))
-            run_session(
-                session,
-                pipeline,
-                runner=PrefectRunner(options, report, remote, resume),
-                tags=tags,
-                node_names=node_names,
-                from_nodes=from_nodes,
-                to_nodes=to_nodes,
-                namespaces=namespaces,
-                from_inputs=from_inputs,
-                to_outputs=to_outputs,
-                load_versions=load_versions,
-                only_missing_outputs=only_missing_outputs,
-            )
+            runner = PrefectRunner(options, report, remote, resume, command_options(env, params, filters))
+            run_session(session, pipeline, runner=runner, **filters)
     finally:
         _publish(report)
 

@@ -29,7 +29,7 @@ class Display(Protocol):
 
     def note(self, text: str) -> None: ...
 
-    def finish(self, state: str, completed: int, failed: int) -> str: ...
+    def finish(self, line: str) -> None: ...
 
     def close(self) -> None: ...
 
@@ -50,11 +50,10 @@ class PlainDisplay:
     def note(self, text: str) -> None:
         click.echo(text)
 
-    def finish(self, state: str, completed: int, failed: int) -> str:
-        line = progress_line(state, completed, failed, *self._shape)
+    def finish(self, line: str) -> None:
+        """The final line (the run's own count once it ended), unless the last line said it."""
         if line != self._last:  # at --timeout, the last line may already say it
             click.echo(line)
-        return line
 
     def close(self) -> None:
         pass
@@ -66,7 +65,6 @@ class RichDisplay:
     def __init__(self, console, total: int | None, label: str, at_most: bool = False):
         from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-        self._shape = (total, label, at_most)
         self._console = console
         counted = "{task.completed}" + ("/{task.total}" if total is not None and not at_most else "")
         self._progress = Progress(
@@ -88,11 +86,9 @@ class RichDisplay:
     def note(self, text: str) -> None:
         self._progress.console.print(text, markup=False, highlight=False, soft_wrap=True)
 
-    def finish(self, state: str, completed: int, failed: int) -> str:
+    def finish(self, line: str) -> None:
         self._progress.stop()
-        line = progress_line(state, completed, failed, *self._shape)
         self._console.print(line, markup=False, highlight=False, soft_wrap=True)
-        return line
 
     def close(self) -> None:
         """Take the bar down (Ctrl-C, an API error), so the terminal is left as it was."""

@@ -2,12 +2,15 @@
 the Prefect tasks they leave, and the command that resumes a failed run.
 
 Counting here, before the run starts, lets `--wait` show "0/12 nodes" from the first
-line, and a filter naming an unknown node fails before a run is created.
+line, and a filter naming an unknown node fails before a run is created. The count
+uses the flow's own grouping (run/units.py); which nodes a resume starts from is the
+run's to say (its report), by Kedro's rule (run/resume.py).
 """
 
 from __future__ import annotations
 
 import shlex
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -54,44 +57,45 @@ def filter_parameters(options: dict[str, Any]) -> dict[str, Any]:
 
 @dataclass
 class Plan:
-    """The Prefect tasks a run will make: one per node, or per namespace with `group_by: namespace`."""
+    """How many Prefect tasks a run will make: one per node, or per group with `group_by`."""
 
-    heads: dict[str, list[str]] | None  # task name -> where a resume starts; None: the pipeline did not load
+    total: int | None  # None: not known here (the pipeline or the catalog did not load)
     label: str = "nodes"  # what a task is, for "3/12 nodes completed"
     at_most: bool = False  # --only-missing-outputs: Kedro skips the nodes whose outputs exist
 
-    @property
-    def total(self) -> int | None:
-        return None if self.heads is None else len(self.heads)
 
-    def resume_nodes(self, failed_tasks: list[str]) -> list[str] | None:
-        """The nodes to pass to --from-nodes after these tasks failed: a namespace group's first
-        nodes; None when a group's nodes are not known here."""
-        if self.heads is None and self.label != "nodes":
-            return None
-        heads = self.heads or {}
-        return list(dict.fromkeys(n for task in failed_tasks for n in heads.get(task, [task])))
-
-
-def load_plan(pipeline_name: str, parameters: dict[str, Any], group_by: str) -> Plan:
+def load_plan(
+    pipeline_name: str, parameters: dict[str, Any], group_by: str, catalog: Callable[[], Any] | None = None
+) -> Plan:
     """The plan of a run of the project's pipeline `pipeline_name`. If the pipeline registry does
-    not load here (code only the worker's environment can import), the count stays unknown."""
+    not load here (code only the worker's environment can import), the count stays unknown.
+    `catalog` builds the project's catalog, which `group_by: memory` needs to tell in-memory
+    datasets; if it fails here (credentials only the worker has), the count stays unknown too."""
     from kedro.framework.project import pipelines
 
     from kedro_prefect_hooks.compat import all_pipelines_visible
 
+    label = "nodes" if group_by == "none" else "tasks"
+    at_most = bool(parameters.get("only_missing_outputs"))
     try:
         with all_pipelines_visible(pipelines):
             pipeline = pipelines[pipeline_name]
     except Exception:
-        return Plan(
-            None, "nodes" if group_by == "none" else "tasks", bool(parameters.get("only_missing_outputs"))
-        )
-    return plan_run(pipeline, parameters, group_by)
+        return Plan(None, label, at_most)
+    filtered = filter_run(pipeline, parameters)
+    if group_by != "memory":
+        return plan_run(filtered, parameters, group_by)
+    try:
+        built = catalog() if catalog is not None else None
+    except Exception:
+        built = None
+    return (
+        plan_run(filtered, parameters, group_by, built) if built is not None else Plan(None, label, at_most)
+    )
 
 
-def plan_run(pipeline: Any, parameters: dict[str, Any], group_by: str) -> Plan:
-    """The tasks `pipeline` makes once the run's filters (flow `parameters`) apply.
+def filter_run(pipeline: Any, parameters: dict[str, Any]) -> Any:
+    """`pipeline` once the run's filters (flow `parameters`) apply, as `KedroSession.run` applies them.
 
     ValueError (Kedro's message) for a filter naming an unknown node, or leaving no node.
     """
@@ -104,22 +108,91 @@ def plan_run(pipeline: Any, parameters: dict[str, Any], group_by: str) -> Plan:
     )
     if not filtered.nodes:
         raise ValueError("no node is left once the filters apply")
-    heads = {}
-    for group in filtered.group_nodes_by(group_by):
-        first = filtered.only_nodes(*group.nodes).grouped_nodes[0] if len(group.nodes) > 1 else []
-        heads[group.name] = sorted(n.name for n in first) or list(group.nodes)
+    return filtered
+
+
+def plan_run(filtered: Any, parameters: dict[str, Any], group_by: str, catalog: Any = None) -> Plan:
+    """The tasks a filtered pipeline makes: the flow's own grouping (run/units.py), so the count
+    is the run's. `group_by: memory` needs the run's `catalog`."""
+    from kedro_prefect_hooks.run.units import work_units
+
+    units = work_units(filtered, group_by, catalog)
     return Plan(
-        heads, "nodes" if group_by == "none" else "tasks", bool(parameters.get("only_missing_outputs"))
+        len(units), "nodes" if group_by == "none" else "tasks", bool(parameters.get("only_missing_outputs"))
     )
 
 
+def plan_problem(pipeline: str, problem: Exception, filtered: bool) -> str:
+    """Why no run was created: Kedro's message for a filter, or a grouping that cannot work."""
+    text = str(problem).strip().rstrip(".")
+    what = f"pipeline '{pipeline}' with these filters" if filtered else f"pipeline '{pipeline}'"
+    return f"{what}: {text}. No run was created."
+
+
+def project_catalog(project_path: Any, env: str | None, params: dict[str, Any] | None) -> Any:
+    """The project's catalog as a run in `env` with runtime `params` builds it (datasets stay lazy)."""
+    from kedro.config import MissingConfigException
+    from kedro.framework.project import settings
+
+    from kedro_prefect_hooks.project import project_config_loader
+
+    loader = project_config_loader(project_path, env, params)
+    try:
+        credentials = loader["credentials"]
+    except MissingConfigException:
+        credentials = {}
+    return settings.DATA_CATALOG_CLASS.from_config(catalog=loader["catalog"], credentials=credentials)
+
+
+def command_options(
+    env: str | None, params: dict[str, Any] | None, flow_parameters: dict[str, Any]
+) -> list[tuple[str, str]]:
+    """The `kedro prefect run` options that make a run with these flow parameters, for the
+    command a failed run's message prints. Runtime params that `--params` cannot express
+    (lists, commas) are left out."""
+    options: list[tuple[str, str]] = [("--env", env)] if env else []
+    if params and (text := params_text(params)):
+        options.append(("--params", text))
+    for option, parameter in LIST_OPTIONS.items():
+        if names := flow_parameters.get(parameter):
+            options.append(("--" + option.replace("_", "-"), ",".join(names)))
+    if versions := flow_parameters.get("load_versions"):
+        options.append(("--load-versions", ",".join(f"{k}:{v}" for k, v in versions.items())))
+    if flow_parameters.get("only_missing_outputs"):
+        options.append(("--only-missing-outputs", ""))
+    return options
+
+
+def params_text(params: dict[str, Any], prefix: str = "") -> str | None:
+    """Kedro's `--params` text for `params` (`a=1,b.c=x`); None if a value cannot be written there."""
+    import yaml
+
+    parts = []
+    for key, value in params.items():
+        if isinstance(value, dict):
+            nested = params_text(value, f"{prefix}{key}.")
+            if nested is None:
+                return None
+            parts.append(nested)
+            continue
+        if isinstance(value, (list, tuple)) or "," in str(value) or any(c in str(key) for c in ",=."):
+            return None
+        text = yaml.safe_dump(value, default_flow_style=True, width=10**9).removesuffix("\n...\n").strip()
+        if yaml.safe_load(text) != value:
+            return None
+        parts.append(f"{prefix}{key}={text}")
+    return ",".join(parts)
+
+
 def resume_command(pipeline: str, options: list[tuple[str, str]], from_nodes: list[str]) -> str:
-    """`kedro prefect run <pipeline> <the run's options> --from-nodes a,b`; a --from-nodes given is replaced."""
+    """`kedro prefect run <pipeline> <the run's options> --from-nodes a,b`; a --from-nodes given is
+    replaced. No `from_nodes`: the same command again."""
     parts = ["kedro", "prefect", "run", pipeline]
     for option, value in options:
-        if option != "--from-nodes":
+        if option != "--from-nodes" or not from_nodes:
             parts += [option] if value == "" else [option, value]
-    parts += ["--from-nodes", ",".join(from_nodes)]
+    if from_nodes:
+        parts += ["--from-nodes", ",".join(from_nodes)]
     return shlex.join(parts)
 
 

@@ -2,7 +2,9 @@
 
 It says, within seconds, when no worker is online for the run's pool (the run would
 wait silently otherwise) and keeps waiting; it counts task runs by state on the
-server (no page limit), and names the tasks that failed.
+server (no page limit) while the run goes on. Once it ended, the counts, the failed
+nodes and where a resume starts come from the run's own report: the server records
+task runs from events, minutes behind the run on a busy server.
 """
 
 from __future__ import annotations
@@ -14,9 +16,10 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-from kedro_prefect_hooks.progress import Display
+from kedro_prefect_hooks.progress import Display, progress_line
 from kedro_prefect_hooks.registration.api import PrefectApi
 from kedro_prefect_hooks.registration.connection import PrefectApiError
+from kedro_prefect_hooks.run.report import ReportSummary, read_summary, sentence
 from kedro_prefect_hooks.selection import Plan
 
 TERMINAL = ("COMPLETED", "FAILED", "CRASHED", "CANCELLED")
@@ -35,9 +38,15 @@ COMPLETE_READS, COMPLETE_STEADY_READS = 60, 20
 class Outcome:
     state: str  # a TERMINAL state type, or the state still in force at --timeout
     message: str
-    line: str  # the final progress line
-    failed_tasks: list[str] = field(default_factory=list)
+    completed: int
+    failed: int
+    total: int | None
+    confirmed: bool = False  # the counts are the run's own (its report), not the server's so far
+    failed_names: list[str] = field(default_factory=list)
+    failed_label: str = "nodes"  # what failed_names are: nodes (the report) or the plan's tasks
+    resume_from: list[str] | None = None  # where the run says a resume starts; None: not known
     finished: bool = True
+    line: str = ""  # the final progress line
 
 
 def state_label(flow_run: dict) -> tuple[str, str]:
@@ -103,15 +112,18 @@ def follow(
     display: Display,
     check_workers: WorkerCheck,
     timeout: float,
-    expected_total: int | None = None,
+    plan: Plan,
+    report_key: str | None = None,
     sleep: Callable[[float], None] = time.sleep,
 ) -> Outcome:
-    """Poll the run once a second until it ends (or `timeout`), updating `display`."""
+    """Poll the run once a second until it ends (or `timeout`), updating `display`; the final
+    counts are the run's own, from its report (`report_key`), when it published one."""
     start = time.monotonic()
     left_scheduled = False
     while True:
         flow_run = client.flow_run(flow_run_id)
         kind, label = state_label(flow_run)
+        message = (flow_run.get("state") or {}).get("message") or ""
         if kind != "SCHEDULED" and not left_scheduled:
             left_scheduled = True
             check_workers.run_started()
@@ -124,13 +136,64 @@ def follow(
         if kind == "SCHEDULED" and waited >= WORKER_GRACE_SECONDS:
             check_workers.while_scheduled(timeout)
         if waited >= timeout:
-            line = display.finish(label, completed, failed)
-            return Outcome(kind, (flow_run.get("state") or {}).get("message") or "", line, finished=False)
+            outcome = Outcome(kind, message, completed, failed, plan.total, finished=False)
+            outcome.line = final_line(label, outcome, plan)
+            display.finish(outcome.line)
+            return outcome
         sleep(POLL_SECONDS)
-    completed, failed = settled_counts(client, flow_run_id, kind, expected_total, sleep)
-    line = display.finish(label, completed, failed)
-    failed_tasks = [t["name"] for t in client.task_runs(flow_run_id, FAILED_TASKS)] if failed else []
-    return Outcome(kind, (flow_run.get("state") or {}).get("message") or "", line, failed_tasks)
+    outcome = ended(client, flow_run_id, kind, message, plan, report_key, sleep)
+    outcome.line = final_line(label, outcome, plan)
+    display.finish(outcome.line)
+    return outcome
+
+
+def ended(
+    client: PrefectApi,
+    flow_run_id: str,
+    kind: str,
+    message: str,
+    plan: Plan,
+    report_key: str | None,
+    sleep: Callable[[float], None],
+) -> Outcome:
+    """What an ended run did: from its report, written before its final state; else the server's
+    counts once they settle, which a busy server may still be recording."""
+    summary = _summary(client, flow_run_id, report_key) if report_key else None
+    if summary is not None:
+        completed, failed, total = summary.counts(plan.label)
+        return Outcome(
+            kind, message, completed, failed, total, True, summary.failed_nodes, "nodes", summary.resume_from
+        )
+    completed, failed = settled_counts(client, flow_run_id, kind, None if plan.at_most else plan.total, sleep)
+    names = [t["name"] for t in client.task_runs(flow_run_id, FAILED_TASKS)] if failed else []
+    return Outcome(kind, message, completed, failed, plan.total, False, names, plan.label)
+
+
+def _summary(client: PrefectApi, flow_run_id: str, key: str) -> ReportSummary | None:
+    try:
+        artifact = client.latest_artifact(flow_run_id, key)
+    except PrefectApiError:
+        return None
+    data = (artifact or {}).get("data")
+    return read_summary(data) if isinstance(data, str) else None
+
+
+def final_line(label: str, outcome: Outcome, plan: Plan) -> str:
+    """The last progress line; it says so when an ended run's count is the server's, unconfirmed."""
+    line = progress_line(
+        label,
+        outcome.completed,
+        outcome.failed,
+        outcome.total,
+        plan.label,
+        plan.at_most and not outcome.confirmed,
+    )
+    reached = (
+        outcome.state == "COMPLETED" and outcome.total is not None and outcome.completed == outcome.total
+    )
+    if outcome.finished and not outcome.confirmed and not reached:
+        line += " (the server's count so far: the run published no report to confirm it)"
+    return line
 
 
 def _counts(client: PrefectApi, flow_run_id: str) -> tuple[int, int]:
@@ -179,20 +242,20 @@ def wait_and_report(
     start_hint: str,
     timeout: float,
     resume: Callable[[list[str]], str],
+    report_key: str | None = None,
 ) -> None:
-    """Follow the run with a progress display; on failure, name the failed tasks and the resume
-    command (`resume(nodes)`); a click error unless the run completed."""
+    """Follow the run with a progress display; on failure, name what failed and the command that
+    resumes it (`resume(nodes)`, from the nodes the run named); a click error unless it completed."""
     import click
 
     from kedro_prefect_hooks.progress import make_display
 
     display = make_display(plan.total, plan.label, plan.at_most)
     check = WorkerCheck(client, pool, start_hint, display.note)
-    total = None if plan.at_most else plan.total
     ui = f"{client.settings.url.removesuffix('/api')}/runs/flow-run/{flow_run_id}"
     try:
         with ctrl_c_interrupts():
-            outcome = follow(client, flow_run_id, display, check, timeout, expected_total=total)
+            outcome = follow(client, flow_run_id, display, check, timeout, plan, report_key)
     except KeyboardInterrupt:
         display.close()
         click.echo(f"Stopped following the run; it goes on: {ui}")
@@ -204,15 +267,29 @@ def wait_and_report(
         raise click.ClickException(f"still {outcome.line} after {timeout:g} s; see {ui}")
     if outcome.state == "COMPLETED":
         return
-    if outcome.failed_tasks:
-        what = plan.label.removesuffix("s") + ("s" if len(outcome.failed_tasks) > 1 else "")
-        click.echo(f"Failed {what}: {', '.join(outcome.failed_tasks)}")
-        nodes = plan.resume_nodes(outcome.failed_tasks)
-        if nodes:
-            click.echo(f"Resume from {'it' if len(nodes) == 1 else 'them'}: {resume(nodes)}")
-    raise click.ClickException(
-        f"{deployment} ended {outcome.state}: {outcome.message or 'no message'}; see {ui}"
-    )
+    for line in failure_lines(outcome, resume):
+        click.echo(line)
+    raise click.ClickException(f"{deployment} ended {outcome.state}: {sentence(outcome.message)} See {ui}")
+
+
+def failure_lines(outcome: Outcome, resume: Callable[[list[str]], str]) -> list[str]:
+    """What failed and how to go on: the nodes Kedro's rule restarts, which the run named."""
+    if not outcome.failed_names:
+        return []
+    many = len(outcome.failed_names) > 1
+    lines = [
+        f"Failed {outcome.failed_label.removesuffix('s')}{'s' if many else ''}: {', '.join(outcome.failed_names)}"
+    ]
+    if outcome.resume_from:
+        lines.append(f"Resume with: {resume(outcome.resume_from)}")
+    elif outcome.confirmed:
+        lines.append(f"No node completed; run it again: {resume([])}")
+    else:
+        lines.append(
+            "To resume, Retry this flow run (the nodes that completed are skipped): the run published no "
+            "report naming the nodes a resume command starts from."
+        )
+    return lines
 
 
 def start_hint(pool: str, configured_pool: str, env: str | None) -> str:

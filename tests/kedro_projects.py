@@ -400,3 +400,22 @@ def add_flow_pipelines(project: Path) -> Path:
     with open(package / "settings.py", "a") as settings:
         settings.write(HOOK_RECORDER)
     return project
+
+
+def package_dir(project: Path) -> Path:
+    """The project's package folder under src/."""
+    return next(p for p in (project / "src").iterdir() if p.is_dir() and (p / "settings.py").exists())
+
+
+def add_pipeline(project: Path, name: str, code: str, catalog: str = "", parameters: str = "") -> Path:
+    """One more pipeline (found by the registry's find_pipelines), with its catalog entries and parameters."""
+    folder = package_dir(project) / "pipelines" / name
+    folder.mkdir(parents=True)
+    (folder / "__init__.py").write_text("from .pipeline import create_pipeline  # noqa\n")
+    (folder / "pipeline.py").write_text(textwrap.dedent(code))
+    for conf, text in (("catalog.yml", catalog), ("parameters.yml", parameters)):
+        if text:
+            with open(project / "conf" / "base" / conf, "a") as out:
+                out.write("\n" + textwrap.dedent(text))
+    (project / "data").mkdir(exist_ok=True)
+    return project

@@ -52,6 +52,29 @@ def wait_for_run(api_url: str, flow_run_id: str, timeout: float = 180) -> dict:
     raise TimeoutError(f"flow run {flow_run_id} not finished after {timeout} s: {run['state']}")
 
 
+def retry_like_the_ui(api_url: str, flow_run_id: str) -> None:
+    """What the Retry button sends (Prefect's UI v2); a worker then runs the same flow run again."""
+    call_api(
+        "POST",
+        f"{api_url}/flow_runs/{flow_run_id}/set_state",
+        json={
+            "state": {"type": "SCHEDULED", "name": "AwaitingRetry", "message": "Retry from the UI"},
+            "force": True,
+        },
+    )
+
+
+def wait_for_attempt(api_url: str, flow_run_id: str, attempt: int, timeout: float = 180) -> dict:
+    """The flow run once its attempt `attempt` (its run count) ended."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        run = call_api("GET", f"{api_url}/flow_runs/{flow_run_id}").json()
+        if run["run_count"] >= attempt and run["state"]["type"] in TERMINAL:
+            return run
+        time.sleep(0.5)
+    raise TimeoutError(f"attempt {attempt} of {flow_run_id} did not end: {run['state']}")
+
+
 def _filter(api_url: str, what: str, body: dict) -> list[dict]:
     return call_api("POST", f"{api_url}/{what}/filter", json=body).json()
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from kedro_prefect_hooks.cli import parse_params
+from kedro_prefect_hooks.trigger import parse_params
 
 from conftest import invoke, project_deployments
 from kedro_projects import copy_project
@@ -150,3 +150,40 @@ def test_the_init_template_explains_every_key_without_a_file_pip_users_lack():
             line = lines[found[0]]
             # explained on the line itself, or by a comment line just above it
             assert "  # " in line or lines[found[0] - 1].lstrip().startswith("#"), line
+
+
+@pytest.mark.parametrize("env", ["../../outside", "a/b", "..", ".", ""])
+def test_init_refuses_an_env_that_is_not_a_plain_folder_name(bare_project, env):
+    """Issue 19, 12: `kedro prefect init --env ../../outside` wrote outside conf/."""
+    result = invoke(bare_project, "init", "--env", env)
+    assert result.exit_code != 0 and "plain folder name" in result.output, result.output
+    assert not (bare_project.parent / "outside").exists()
+    assert not list(bare_project.parent.rglob("prefect.yml"))
+
+
+def test_run_with_an_env_triggers_that_envs_deployment_or_says_whose_it_is(api_url, make_project):
+    """Issue 19, 13: `kedro prefect run p -e staging` triggered the deployment env local registered
+    (flow run `env: null`, tag `kedro-env:local`), silently."""
+    project = make_project("pipelines: [data_processing]\n")
+    (project / "conf" / "staging").mkdir()
+    assert invoke(project, "register").exit_code == 0  # Kedro's default run env: local
+    [local] = project_deployments(api_url, project)
+    refused = invoke(project, "run", "data_processing", "-e", "staging")
+    assert refused.exit_code == 1, refused.output
+    assert "registered by env local" in refused.output and "{pipeline}-{env}" in refused.output
+    assert (
+        call_api(
+            "POST", f"{api_url}/flow_runs/count", json={"deployments": {"id": {"any_": [local["id"]]}}}
+        ).json()
+        == 0
+    )
+
+    (project / "conf" / "staging" / "prefect.yml").write_text("names: {deployment: '{pipeline}-{env}'}\n")
+    assert invoke(project, "register", "-e", "staging").exit_code == 0
+    ran = invoke(project, "run", "data_processing", "-e", "staging")
+    assert ran.exit_code == 0, ran.output
+    run_id = ran.output.split("/runs/flow-run/")[1].split()[0]
+    flow_run = call_api("GET", f"{api_url}/flow_runs/{run_id}").json()
+    assert flow_run["parameters"]["env"] == "staging" and "kedro-env:staging" in flow_run["tags"]
+    staging = call_api("GET", f"{api_url}/deployments/{flow_run['deployment_id']}").json()
+    assert staging["name"] == "data_processing-staging"

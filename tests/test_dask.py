@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from conftest import kedro
+from conftest import invoke, kedro
 from dask_cluster import external_cluster
+from kedro_projects import add_flow_pipelines, copy_project
 from prefect_runs import settled_logs
 
 pytest.importorskip("prefect_dask")
@@ -110,3 +111,27 @@ def _children(processes: list[subprocess.Popen]) -> set[int]:
         except (OSError, ValueError, IndexError):
             continue
     return found
+
+
+def test_wait_and_filters_count_memory_groups_on_a_worker(
+    api_url, project_template, tmp_path, process_worker
+):
+    """Issue 18, 3: under `task_runner: dask` (group_by memory), `--wait` and every filter answered
+    "Unsupported group_by strategy: memory. No run was created." (Kedro's group_nodes_by has no memory)."""
+    project = add_flow_pipelines(
+        copy_project(
+            project_template, tmp_path, "pipelines: [spread]\ndefaults: {run: {task_runner: dask}}\n"
+        )
+    )
+    assert invoke(project, "register").exit_code == 0
+    ran = invoke(project, "run", "spread", "--wait", "--timeout", "240")
+    assert ran.exit_code == 0, ran.output
+    # part_0..3, "halve (+1)" (halve and keep share the in-memory "halved"), gather
+    assert ran.output.splitlines()[-1] == "COMPLETED: 6/6 tasks completed", ran.output
+    assert outputs(project)["kept"]["value"] == 1.5
+
+    (project / "data" / "07_model_output" / "kept.json").unlink()
+    again = invoke(project, "run", "spread", "--from-nodes", "halve", "--wait", "--timeout", "240")
+    assert again.exit_code == 0, again.output
+    assert again.output.splitlines()[-1] == "COMPLETED: 1/1 tasks completed", again.output
+    assert outputs(project)["kept"]["value"] == 1.5

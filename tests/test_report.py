@@ -55,3 +55,26 @@ def test_without_an_env_the_report_names_the_one_kedro_used(in_project, monkeypa
     monkeypatch.setenv("KEDRO_ENV", "staging")  # Kedro's session reads it when no env is given
     assert "- env: staging\n" in RunReport("p", None, []).markdown()
     assert "- env: prod\n" in RunReport("p", "prod", []).markdown()
+
+
+def test_the_summary_reads_back_what_the_report_wrote():
+    from kedro_prefect_hooks.run.report import read_summary
+
+    report = RunReport("p", None, ["a, b", "x_|y", "c", "d"])
+    report.started("a, b")
+    report.finished("a, b", 0.1)
+    report.started("x_|y")
+    report.finished("x_|y", 0.1, RuntimeError("bad | thing"))
+    report.skipped("c", "completed in an earlier attempt")
+    report.set_tasks({"a, b (+1)": ["a, b", "c"], "x_|y": ["x_|y"], "d": ["d"]})
+    report.resume_from = ["x_|y", "d\\e"]
+    summary = read_summary(report.markdown())
+    assert summary is not None
+    assert summary.nodes == {"completed": 1, "failed": 1, "not run": 1, "skipped": 1}
+    assert summary.tasks == {"completed": 1, "failed": 1, "not run": 1}
+    assert summary.failed_nodes == ["x_|y"] and summary.resume_from == ["x_|y", "d\\e"]
+    assert summary.counts("tasks") == (1, 1, 3) and summary.counts("nodes") == (2, 1, 4)
+    assert read_summary("# some other markdown\n") is None
+    single = RunReport("p", None, ["a"])
+    single.set_tasks({"a": ["a"]})  # one node a task: no task line, the node counts stand for it
+    assert read_summary(single.markdown()).tasks is None

@@ -261,3 +261,62 @@ def test_a_run_captures_warnings_for_its_logs_and_puts_the_capture_back(capturin
         assert _capturing_warnings() is capturing_before and api_handlers() == []
     finally:
         logging.captureWarnings(was)
+
+
+def test_the_resume_point_is_the_set_kedros_own_message_names(caplog):
+    """Issue 18, 2: we named the failed node alone; Kedro's rule restarts every unfinished branch,
+    each from a node whose inputs are persisted (b_end's input is in memory: from b_mid)."""
+    import logging
+
+    from kedro.io import DataCatalog
+    from kedro.runner import SequentialRunner
+    from kedro_datasets.json import JSONDataset
+
+    from kedro_prefect_hooks.run.resume import resume_from
+
+    catalog = DataCatalog(
+        datasets={"src": JSONDataset(filepath="src.json"), "b_out": JSONDataset(filepath="b.json")}
+    )
+    branches = Pipeline(
+        [
+            node(inc, "params:start", "src", name="n_src"),
+            node(inc, "src", "a_out", name="a_fail"),
+            node(inc, "src", "b_mem", name="b_mid"),
+            node(inc, "b_mem", "b_out", name="b_end"),
+        ]
+    )
+    for ds in branches.datasets():  # as the runner does before it runs: every dataset built
+        catalog.get(ds, fallback_to_runtime_pattern=True)
+    done = [n for n in branches.nodes if n.name == "n_src"]
+    with caplog.at_level(logging.WARNING):
+        SequentialRunner()._suggest_resume_scenario(branches, done, catalog)
+    assert '--from-nodes "a_fail,b_mid"' in caplog.text
+    assert resume_from(branches, ["n_src"], catalog) == ["a_fail", "b_mid"]
+    assert resume_from(branches, [], catalog) == []  # nothing ran: run it again
+    assert resume_from(branches, [n.name for n in branches.nodes], catalog) == []
+
+
+def test_only_a_dataset_with_a_version_counts_as_versioned():
+    """Issue 18, 1: every kedro-datasets dataset is an AbstractVersionedDataset."""
+    from kedro.io import AbstractVersionedDataset, Version
+    from kedro_datasets.json import JSONDataset
+
+    from kedro_prefect_hooks.compat import is_versioned
+
+    plain, versioned = (
+        JSONDataset(filepath="a.json"),
+        JSONDataset(filepath="b.json", version=Version(None, None)),
+    )
+    assert isinstance(plain, AbstractVersionedDataset) and not is_versioned(plain)
+    assert is_versioned(versioned)
+
+
+def test_a_failure_message_is_sentences():
+    """Issue 18, 7: `...(marker absent) To resume: Retry this flow run ...`."""
+    from kedro_prefect_hooks.run.report import sentence
+
+    assert sentence("RuntimeError: first attempt fails (marker absent)") == (
+        "RuntimeError: first attempt fails (marker absent)."
+    )
+    assert sentence("ValueError: done. ") == "ValueError: done."
+    assert sentence(None) == "no message."

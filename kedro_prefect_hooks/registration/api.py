@@ -285,6 +285,16 @@ class PrefectApi:
         """The flow run's task runs in one of `state_types`, every page."""
         return self._all_pages("task_runs", _task_runs_body(flow_run_id, state_types))
 
+    def latest_artifact(self, flow_run_id: str, key: str) -> dict[str, Any] | None:
+        """The flow run's newest artifact with `key` (a retried run has one per attempt), if any."""
+        body = {
+            "artifacts": {"flow_run_id": {"any_": [flow_run_id]}, "key": {"any_": [key]}},
+            "sort": "CREATED_DESC",
+            "limit": 1,
+        }
+        found = self._json("POST", "/artifacts/filter", body, expect=list)
+        return found[0] if found else None
+
     def pool_workers(self, pool: str) -> list[dict[str, Any]]:
         """The workers Prefect knows for `pool`, with status and last heartbeat; [] for no pool."""
         status, payload = self._request("POST", api_path := path("work_pools", pool, "workers", "filter"), {})

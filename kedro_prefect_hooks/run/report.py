@@ -1,4 +1,9 @@
-"""What a flow run did, node by node: collected while it runs, published as a markdown artifact."""
+"""What a flow run did, node by node: collected while it runs, published as a markdown artifact.
+
+The artifact is written by the flow itself before its run ends, so `kedro prefect run
+--wait` reads the final counts and the resume point from it (`read_summary`), not from
+the server's task-run records, which lag behind on a busy server.
+"""
 
 from __future__ import annotations
 
@@ -35,6 +40,8 @@ class RunReport:
         self.env = env  # as the run was asked; None: Kedro's default
         self.save_version: str | None = None
         self.nodes = {name: NodeRecord(name) for name in node_names}
+        self.tasks: dict[str, list[str]] = {}  # task name -> its nodes, when tasks group nodes
+        self.resume_from: list[str] = []  # after a failure: the nodes a resumed run starts from
         self.written: list[WrittenDataset] = []
         self._lock = threading.Lock()
 
@@ -42,6 +49,11 @@ class RunReport:
         """The nodes that will run, once Kedro has applied the run's filters."""
         with self._lock:
             self.nodes = {name: NodeRecord(name) for name in node_names}
+
+    def set_tasks(self, tasks: dict[str, list[str]]) -> None:
+        """The Prefect tasks of this attempt and their nodes; kept only when a task groups several."""
+        with self._lock:
+            self.tasks = tasks if any(nodes != [name] for name, nodes in tasks.items()) else {}
 
     def started(self, node: str) -> None:
         with self._lock:
@@ -99,16 +111,20 @@ class RunReport:
         )
 
     def markdown(self) -> str:
-        counts: dict[str, int] = {}
-        for record in self.nodes.values():
-            counts[record.state] = counts.get(record.state, 0) + 1
-        summary = ", ".join(f"{n} {state}" for state, n in sorted(counts.items()))
         lines = [
             f"# Kedro pipeline {escape_markdown(self.pipeline)}",
             "",
             f"- env: {self.env_text()}",
             f"- save version: {escape_markdown(self.save_version or '-')}",
-            f"- nodes: {len(self.nodes)} ({summary or 'none'})",
+            f"- nodes: {_counted([r.state for r in self.nodes.values()])}",
+        ]
+        if self.tasks:
+            lines.append(f"- tasks: {_counted([self._task_state(nodes) for nodes in self.tasks.values()])}")
+        if failed := [r.name for r in self.nodes.values() if r.state == "failed"]:
+            lines.append(f"- failed nodes: {_names(failed)}")
+        if self.resume_from:
+            lines.append(f"- resume from: {_names(self.resume_from)}")
+        lines += [
             "",
             "| node | state | seconds | attempts |",
             "|---|---|---:|---:|",
@@ -129,6 +145,93 @@ class RunReport:
             lines.append("None (only in-memory datasets, or no node completed).")
         return "\n".join(lines) + "\n"
 
+    def _task_state(self, nodes: list[str]) -> str:
+        states = {self.nodes[n].state if n in self.nodes else "not run" for n in nodes}
+        for state in ("failed", "running", "not run"):
+            if state in states:
+                return state
+        return "completed"  # every node completed, or was skipped as completed before
+
+
+def _counted(states: list[str]) -> str:
+    """`3 (1 completed, 1 failed, 1 not run)`."""
+    counts: dict[str, int] = {}
+    for state in states:
+        counts[state] = counts.get(state, 0) + 1
+    return f"{len(states)} ({', '.join(f'{n} {state}' for state, n in sorted(counts.items())) or 'none'})"
+
+
+def _names(names: list[str]) -> str:
+    """Names as a markdown list `a, b`: escaped, and a comma inside a name too, so they read back."""
+    return ", ".join(escape_markdown(name).replace(",", "\\,") for name in names)
+
+
+@dataclass(frozen=True)
+class ReportSummary:
+    """What a published report says about its run, read back by `kedro prefect run --wait`."""
+
+    nodes: dict[str, int]  # state -> how many nodes
+    tasks: dict[str, int] | None  # the same for tasks, when tasks group nodes
+    failed_nodes: list[str]
+    resume_from: list[str]
+
+    @staticmethod
+    def finished(counts: dict[str, int]) -> int:
+        """Completed in this attempt, or skipped as completed in an earlier one."""
+        return counts.get("completed", 0) + counts.get("skipped", 0)
+
+    def counts(self, label: str) -> tuple[int, int, int]:
+        """(completed, failed, total) of the tasks (`label` "tasks") or the nodes; with no task
+        line, each task was one node."""
+        counts = self.tasks if label == "tasks" and self.tasks is not None else self.nodes
+        return self.finished(counts), counts.get("failed", 0), sum(counts.values())
+
+
+SUMMARY_LINE = re.compile(r"^- (nodes|tasks|failed nodes|resume from): (.*)$", re.M)
+COUNTS = re.compile(r"^(\d+) \((.*)\)$")
+COUNT = re.compile(r"^(\d+) (.+)$")
+
+
+def read_summary(markdown: str) -> ReportSummary | None:
+    """The summary lines of `RunReport.markdown()`; None if they are not there (not our report)."""
+    found = {key: value for key, value in SUMMARY_LINE.findall(markdown)}
+    nodes = _read_counts(found.get("nodes", ""))
+    if nodes is None:
+        return None
+    return ReportSummary(
+        nodes=nodes,
+        tasks=_read_counts(found.get("tasks", "")),
+        failed_nodes=_read_names(found.get("failed nodes", "")),
+        resume_from=_read_names(found.get("resume from", "")),
+    )
+
+
+def _read_counts(text: str) -> dict[str, int] | None:
+    match = COUNTS.match(text.strip())
+    if match is None:
+        return None
+    counts = {}
+    for part in match.group(2).split(", "):
+        if count := COUNT.match(part):
+            counts[count.group(2)] = int(count.group(1))
+    return counts
+
+
+def _read_names(text: str) -> list[str]:
+    """The inverse of `_names`: split at unescaped ", ", then drop the escapes."""
+    names, current, chars = [], "", iter(text)
+    for char in chars:
+        if char == "\\":
+            current += next(chars, "")
+        elif char == "," and current:
+            names.append(current)
+            current = ""
+        elif char == " " and not current:
+            continue
+        else:
+            current += char
+    return [*names, current] if current else names
+
 
 def describe_dataset(name: str, dataset: Any) -> WrittenDataset | None:
     """A persisted output of the run; None for in-memory datasets, which nothing keeps."""
@@ -143,6 +246,12 @@ def describe_dataset(name: str, dataset: Any) -> WrittenDataset | None:
 def artifact_key(pipeline: str) -> str:
     """Prefect artifact keys take lowercase letters, digits and dashes only."""
     return "kedro-" + (re.sub(r"[^a-z0-9]+", "-", pipeline.lower()).strip("-") or "pipeline")
+
+
+def sentence(text: str | None) -> str:
+    """`text` as a sentence of a message that goes on: ended by a full stop unless it has one."""
+    text = (text or "").strip() or "no message"
+    return text if text[-1] in ".!?" else text + "."
 
 
 def escape_markdown(text: object) -> str:

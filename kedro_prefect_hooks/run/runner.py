@@ -26,10 +26,11 @@ from kedro_prefect_hooks.compat import suggest_resume
 from kedro_prefect_hooks.config import RunOptions
 from kedro_prefect_hooks.run import mlflow_link
 from kedro_prefect_hooks.run.remote import KedroNodeError, RemoteRun, RemoteUnit, run_kedro_nodes_remotely
-from kedro_prefect_hooks.run.report import RunReport, describe_dataset
-from kedro_prefect_hooks.run.resume import EarlierAttempt, resumed_pipeline
+from kedro_prefect_hooks.run.report import RunReport, describe_dataset, sentence
+from kedro_prefect_hooks.run.resume import EarlierAttempt, resume_from, resumed_pipeline
 from kedro_prefect_hooks.run.scheduling import DaskPool, ThreadPool, finished_future, run_in_pool
 from kedro_prefect_hooks.run.units import WorkUnit, in_memory, memory_handoffs, run_node, work_units
+from kedro_prefect_hooks.selection import resume_command
 
 logger = logging.getLogger(__name__)
 
@@ -87,12 +88,14 @@ class PrefectRunner(AbstractRunner):
         report: RunReport,
         remote: RemoteRun | None = None,
         resume: EarlierAttempt | None = None,
+        command_options: list[tuple[str, str]] | None = None,
     ):
         super().__init__(is_async=False)
         self._options = options
         self._report = report
         self._remote = remote  # what Dask workers rebuild the session from
         self._resume = resume
+        self._command_options = command_options or []  # `kedro prefect run` options of this run
 
     def _get_executor(self, max_workers: int) -> None:
         return None  # tasks go through Prefect's task runners, not an executor of Kedro's
@@ -105,6 +108,7 @@ class PrefectRunner(AbstractRunner):
         self._report.set_nodes([n.name for n in pipeline.nodes])
         if self._resume:
             pipeline, units = self._resumed(pipeline, units, catalog)
+        self._report.set_tasks({unit.name: unit.node_names for unit in units})
         if self._options.task_runner == "dask":
             self._refuse_memory_handoffs(units, pipeline, catalog, grouping)
         # The pipeline hooks ran: kedro-mlflow's run (if any) is active in this, the flow's, thread.
@@ -137,6 +141,7 @@ class PrefectRunner(AbstractRunner):
             raise
         if failure is not None:
             suggest_resume(self, pipeline, done_nodes, catalog)
+            self._report.resume_from = resume_from(pipeline, [n.name for n in done_nodes], catalog)
             self._raise_failure(*failure)
 
     def _execute(
@@ -254,18 +259,21 @@ class PrefectRunner(AbstractRunner):
         except KedroNodeError as exc:  # from a Dask worker, which knows the node
             self._report.failed_remotely(exc.node, exc.error)
             raise NodeFailed(
-                f"Kedro node '{exc.node}' failed: {exc.error} {self._resume_hint(exc.node)}"
+                f"Kedro node '{exc.node}' failed: {sentence(exc.error)} {self._resume_hint()}"
             ) from exc
         except BaseException as exc:
             detail = state.message if isinstance(exc, TimeoutError) else f"{type(exc).__name__}: {exc}"
-            raise NodeFailed(f"Kedro node '{node}' failed: {detail} {self._resume_hint(node)}") from exc
-        raise NodeFailed(f"Kedro task '{unit.name}' ended {state.name}: {state.message}")
-
-    def _resume_hint(self, node: str) -> str:
-        return (
-            "To resume: Retry this flow run (the nodes that completed are skipped), or "
-            f"`kedro prefect run {self._report.pipeline} --from-nodes {node}`."
+            raise NodeFailed(f"Kedro node '{node}' failed: {sentence(detail)} {self._resume_hint()}") from exc
+        raise NodeFailed(
+            f"Kedro task '{unit.name}' ended {state.name}: {sentence(state.message)} {self._resume_hint()}"
         )
+
+    def _resume_hint(self) -> str:
+        """How to go on: Retry, or the command from the nodes Kedro's rule names (every unfinished branch)."""
+        command = resume_command(self._report.pipeline, self._command_options, self._report.resume_from)
+        if not self._report.resume_from:
+            return f"No node completed: Retry this flow run, or run `{command}` again."
+        return f"To resume: Retry this flow run (the nodes that completed are skipped), or `{command}`."
 
     def _record_outputs(self, node: Node, catalog: Any) -> None:
         for name in node.outputs:

@@ -63,10 +63,13 @@ def in_memory(dataset: str, catalog: Any) -> bool:
         return False  # every process reads them from the config
     if catalog is None or dataset not in catalog:
         return True
-    try:
-        return type(catalog.get(dataset)).__name__ in MEMORY_TYPES
+    try:  # the type without building the dataset (a CLI's catalog is lazy), since Kedro 1.0
+        kind = (
+            catalog.get_type(dataset) if hasattr(catalog, "get_type") else type(catalog.get(dataset)).__name__
+        )
     except Exception:
         return False
+    return str(kind).rsplit(".", 1)[-1] in MEMORY_TYPES
 
 
 def memory_handoffs(units: list[WorkUnit], pipeline: Pipeline, catalog: Any) -> list[str]:

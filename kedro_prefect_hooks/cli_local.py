@@ -1,0 +1,248 @@
+"""`kedro prefect worker ...` and `kedro prefect server ...`: this project's local processes."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+
+import click
+
+from kedro_prefect_hooks.cli_support import ENV_OPTION, config_and_api, project_config, project_of
+
+
+@click.group()
+def worker() -> None:
+    """The process worker that runs this project's deployments.
+
+    \b
+    Examples:
+      kedro prefect worker start      # in the foreground, Ctrl-C stops it
+      kedro prefect worker status
+      kedro prefect worker stop       # the one `worker: {start: true}` started
+    """
+
+
+@click.group()
+def server() -> None:
+    """A local Prefect server for this project (SQLite, 127.0.0.1, no Docker).
+
+    \b
+    Examples:
+      kedro prefect server start      # in the background; prints the UI URL
+      kedro prefect server status
+      kedro prefect server stop       # stops this project's worker first
+    """
+
+
+@worker.command("start")
+@ENV_OPTION
+@click.pass_obj
+def worker_start(metadata, env: str | None) -> None:
+    """Run a process worker for the configured work pool in the foreground.
+
+    \b
+    Example:
+      kedro prefect worker start --env local
+    """
+    from kedro_prefect_hooks.local.processes import (
+        Record,
+        file_lock,
+        is_running,
+        read_record,
+        sigint_reset,
+        write_record,
+    )
+    from kedro_prefect_hooks.local.worker import record_path, worker_command, worker_env, worker_name
+
+    project_path, package = project_of(metadata)
+    config, api, _ = config_and_api(metadata, env, required=False)
+    pool = config.work_pool.name
+    path = record_path(project_path, pool)
+    with file_lock(path.with_suffix(".lock")):  # the hook takes it too before starting one
+        if is_running(running := read_record(path)):
+            raise click.ClickException(
+                f"A worker for pool '{pool}' already runs (pid {running.pid}); "
+                "stop it first with `kedro prefect worker stop`."
+            )
+        click.echo(f"Worker for pool '{pool}' at {api.url}; Ctrl-C stops it.")
+        process = subprocess.Popen(
+            worker_command(package, pool, config.worker),
+            cwd=project_path,
+            env=worker_env(api, config.worker),
+            preexec_fn=sigint_reset(),  # Ctrl-C and `kedro prefect worker stop` must reach it
+        )
+        write_record(
+            path, Record(pid=process.pid, marker=worker_name(package, pool), log="(terminal)", url=api.url)
+        )
+    stopped = []
+
+    def stop_on_request(*_: object) -> None:
+        # A service manager stops us with SIGTERM: pass it on as the Ctrl-C the worker handles best.
+        stopped.append(True)
+        process.send_signal(signal.SIGINT)
+
+    signal.signal(signal.SIGTERM, stop_on_request)
+    try:
+        process.wait()
+    except KeyboardInterrupt:  # the worker got the terminal's SIGINT too
+        stopped.append(True)
+        process.wait()
+    finally:
+        path.unlink(missing_ok=True)
+    # Stopped by a signal (here, or `kedro prefect worker stop` on the worker itself) is a clean end.
+    signalled = {-signal.SIGTERM, -signal.SIGINT, 128 + signal.SIGTERM, 128 + signal.SIGINT}
+    if process.returncode != 0 and not stopped and process.returncode not in signalled:
+        raise click.ClickException(f"the worker for pool '{pool}' exited with code {process.returncode}")
+
+
+@worker.command("status")
+@ENV_OPTION
+@click.pass_obj
+def worker_status(metadata, env: str | None) -> None:
+    """This project's worker process, and the pool's workers as Prefect sees them.
+
+    The process status needs no API: without one, a line says why it could not be asked.
+
+    \b
+    Example:
+      kedro prefect worker status
+    """
+    from kedro_prefect_hooks.hooks import find_api
+    from kedro_prefect_hooks.local.worker import running_workers
+    from kedro_prefect_hooks.registration.api import PrefectApi
+    from kedro_prefect_hooks.registration.connection import PrefectApiError
+
+    project_path, _ = project_of(metadata)
+    config, _ = project_config(metadata, env, required=False)
+    pool = config.work_pool.name
+    mine = running_workers(project_path).get(pool)
+    click.echo(
+        f"this project's worker for pool '{pool}': "
+        + (f"running, pid {mine.pid}, log {mine.log}" if mine else "not running")
+    )
+    try:
+        api = find_api(config, project_path)
+        seen = PrefectApi(api, timeout=config.timeout).pool_workers(pool)
+    except PrefectApiError as exc:
+        click.echo(f"  could not ask the Prefect API for the pool's workers: {exc}")
+        return
+    for entry in seen:
+        click.echo(
+            f"  {entry['name']}: {entry.get('status')}, last heartbeat {entry.get('last_heartbeat_time')}"
+        )
+    if not seen:
+        click.echo(f"  Prefect knows no worker for pool '{pool}' at {api.url}")
+
+
+@worker.command("stop")
+@ENV_OPTION
+@click.option(
+    "--timeout", default=15.0, show_default=True, help="Seconds before SIGKILL (SIGTERM at half of it)."
+)
+@click.pass_obj
+def worker_stop(metadata, env: str | None, timeout: float) -> None:
+    """Stop the worker this project started (by its recorded pid): SIGINT, SIGTERM, then SIGKILL.
+
+    \b
+    Example:
+      kedro prefect worker stop --timeout 30
+    """
+    from kedro_prefect_hooks.config import ConfigError
+    from kedro_prefect_hooks.hooks import find_api
+    from kedro_prefect_hooks.local.worker import stop_worker
+    from kedro_prefect_hooks.project import load_project_config
+    from kedro_prefect_hooks.registration.api import PrefectApi
+    from kedro_prefect_hooks.registration.connection import PrefectApiError
+
+    project_path, _ = project_of(metadata)
+    try:
+        config = load_project_config(project_path, env)
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+    try:
+        client = PrefectApi(find_api(config, project_path), timeout=config.timeout)
+    except PrefectApiError:
+        client = None  # no API to tell: the process is stopped all the same
+    pool = config.work_pool.name
+    click.echo(f"worker for pool '{pool}': {stop_worker(project_path, pool, timeout, client)}")
+
+
+@server.command("start")
+@click.option("--port", type=int, default=None, help="Default: 4200 when free, else any free port.")
+@click.pass_obj
+def server_start(metadata, port: int | None) -> None:
+    """Start this project's local Prefect server in the background (takes 10-20 s).
+
+    It also writes <project>/prefect.toml, so that the prefect CLI run in the project
+    uses this server (a prefect.toml of yours is left alone: the command prints the
+    `export PREFECT_API_URL=...` line instead).
+
+    \b
+    Example:
+      kedro prefect server start --port 4300
+    """
+    from kedro_prefect_hooks.local.prefect_toml import start_lines
+    from kedro_prefect_hooks.local.server import start_local_server
+
+    project_path, _ = project_of(metadata)
+    click.echo("Starting a local Prefect server...")
+    try:
+        record, started = start_local_server(project_path, port)
+    except RuntimeError as exc:
+        raise click.ClickException(str(exc)) from None
+    ui = record.url.removesuffix("/api")
+    click.echo(
+        ("Started" if started else "Already running") + f": UI {ui}, API {record.url} (pid {record.pid})"
+    )
+    click.echo(f"Log: {record.log}")
+    for line in start_lines(project_path, record.url):
+        click.echo(line)
+
+
+@server.command("status")
+@click.pass_obj
+def server_status(metadata) -> None:
+    """Whether this project's local server runs, and where.
+
+    \b
+    Example:
+      kedro prefect server status
+    """
+    from kedro_prefect_hooks.local.server import is_healthy, local_server
+
+    project_path, _ = project_of(metadata)
+    record = local_server(project_path)
+    if record is None:
+        click.echo("local server: not running (start it with `kedro prefect server start`)")
+        return
+    health = "healthy" if is_healthy(record.url) else "not answering yet"
+    click.echo(
+        f"local server: running, {health}, UI {record.url.removesuffix('/api')}, pid {record.pid}, "
+        f"log {record.log}"
+    )
+
+
+@server.command("stop")
+@click.pass_obj
+def server_stop(metadata) -> None:
+    """Stop this project's workers, then its local server, and remove the prefect.toml it wrote.
+
+    \b
+    Example:
+      kedro prefect server stop
+    """
+    from kedro_prefect_hooks.local.prefect_toml import remove_ours
+    from kedro_prefect_hooks.local.server import stop_local_server
+    from kedro_prefect_hooks.local.worker import running_workers, stop_worker
+
+    project_path, _ = project_of(metadata)
+    for pool in running_workers(project_path):
+        click.echo(f"worker for pool '{pool}': {stop_worker(project_path, pool)}")
+    click.echo(f"local server: {stop_local_server(project_path)}")
+    removed = remove_ours(project_path)
+    if removed == "removed":
+        click.echo("prefect.toml: removed")
+    elif removed == "theirs":
+        click.echo(
+            "prefect.toml: left as it is (not written by `kedro prefect server start`, or changed since)"
+        )
