@@ -439,14 +439,15 @@ EXTRA_REGISTRY = """
 from pathlib import Path
 
 import yaml
-from kedro.framework.project import find_pipelines
 from kedro.pipeline import Pipeline, node
 
+from .pipelines.data_processing import create_pipeline as processing
+from .pipelines.data_science import create_pipeline as science
 {extra_import}
 
 
 def register_pipelines():
-    pipelines = find_pipelines(raise_errors=True)
+    pipelines = {{"data_processing": processing(), "data_science": science()}}
     pipelines["__default__"] = sum(pipelines.values(), Pipeline([]))
     for name in {source}:
         pipelines[name] = Pipeline([node(lambda x: x, "params:start", f"{{name}}_out", name=f"{{name}}_node")])
