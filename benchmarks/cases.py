@@ -132,6 +132,20 @@ def cases(fresh: Callable[..., Path], api: str, stack: ExitStack) -> dict[str, C
         busy["on"] = False
         return kedro(project, "run", env={"PREFECT_API_URL": burst})
 
+    posts: list[bytes] = []
+
+    def stall_third(method: str, path: str, body: bytes) -> object:
+        if (method, path) == ("POST", "/deployments/"):
+            posts.append(body)
+            return 30 if len(posts) == 3 else None
+        return None
+
+    stalled, _ = stack.enter_context(proxy(api, stall_third))
+
+    def partial():
+        posts.clear()
+        return kedro(fresh("pipelines: all\ntimeout: 1\n"), "run", env={"PREFECT_API_URL": stalled})
+
     def cache():
         project = fresh()
         package = next((project / "src").iterdir())
@@ -188,6 +202,7 @@ def cases(fresh: Callable[..., Path], api: str, stack: ExitStack) -> dict[str, C
         "2 kedro run -e Prod, second session": capitals,
         "3 503 burst, then the next (healthy) session": burst_then_healthy,
         "4 registry reads conf/ (extra_a -> extra_b): `list` says": cache,
+        "5 the third deployment write never answers (timeout 1)": partial,
         "6 flow-schema.json is []": corrupt("flow-schema.json", "[]"),
         "6 pipelines.json is null, kedro prefect register": corrupt(
             "pipelines.json", "null", "prefect", "register"

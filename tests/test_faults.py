@@ -125,12 +125,16 @@ def test_ten_concurrent_sessions_end_with_one_deployment_per_pipeline(shared_api
     ]
     outputs = [run.communicate(timeout=300)[0] for run in runs]
     assert [run.returncode for run in runs] == [0] * 10, outputs
-    assert not any("Traceback" in out or "nothing registered" in out for out in outputs), outputs
-    for out in outputs:  # a session the busy server made stop early says so, and what it wrote
+    assert not [out for out in outputs if "Traceback" in out], [out for out in outputs if "Traceback" in out]
+    # Ten at once on 2 cores can make an answer take longer than `timeout` (2 s): such a session
+    # gives up with one warning, or stops saying what it wrote; none takes a busy server for a
+    # refusal (main remembered a 503 as one, and later sessions sent nothing).
+    for out in outputs:
         for line in (
             line for line in out.splitlines() if "kedro-prefect-hooks:" in line and "WARNING" in line
         ):
-            assert "the next session" in line, line
+            assert "the next session" in line or "no complete answer within 2 s" in line, line
+            assert "refused" not in line, line
     open_session(project)  # finishes what a stopped one left
     deployments = project_deployments(shared_api_url, project)
     assert [d["name"] for d in deployments] == ["__default__", "data_processing", "data_science"]
@@ -278,17 +282,19 @@ def test_a_slow_api_costs_a_session_about_timeout_and_the_next_session_finishes(
 ):
     """Seen: every answer taking 1.5 s (timeout 2): a first registration added ~25 s, an unchanged
     session ~3.5 s. A session now stops once it has waited about `timeout` seconds more than a
-    healthy server would take, says what it did not write, and the next session finishes."""
-    slowness = {"seconds": 1.5}
+    healthy server would take (0.5 s an answer), says what it did not write, and the next
+    session finishes. Here every answer takes 2.5 s with `timeout: 3`: the second request is
+    cut at 1.5 s (benchmarks/faults.py measures the issue's 1.5 s and `timeout: 2`)."""
+    slowness = {"seconds": 2.5}
 
     def slow(method, path, body):
         return slowness["seconds"]
 
-    project = make_project("pipelines: all\ntimeout: 2\n", name="Slow Proj")
+    project = make_project("pipelines: all\ntimeout: 3\n", name="Slow Proj")
     with proxy(api_url, slow) as (url, front):
         monkeypatch.setenv("PREFECT_API_URL", url)
         open_session(project)
-        assert len(front.seen) <= 3, front.seen  # about 3 s of answers, not 25
+        assert len(front.seen) <= 2, front.seen  # about 4 s of answers, not 30
         [warning] = hook_log.messages()
         assert "answers too slowly" in warning and "nothing registered" in warning, warning
         assert "next session" in warning and "kedro prefect register" in warning, warning
@@ -297,7 +303,7 @@ def test_a_slow_api_costs_a_session_about_timeout_and_the_next_session_finishes(
         open_session(project)
         assert hook_log.messages() == []
         assert len(project_deployments(api_url, project)) == 3
-        slowness["seconds"] = 1.5
+        slowness["seconds"] = 2.5
         front.seen.clear()
         open_session(project)  # unchanged: two reads, cut at the budget
         [warning] = hook_log.messages()
