@@ -43,6 +43,18 @@ def all_pipelines_visible(pipelines: Any) -> Iterator[None]:
             set_requested(requested)
 
 
+def requested_pipelines() -> list[str]:
+    """The pipelines this command asked the registry for (`kedro run --pipelines a,b`), if known.
+
+    Private like the filter above: `_ProjectPipelines._requested_pipelines` (Kedro >= 1.5);
+    [] before 1.5, when the registry always loads everything, or if it is renamed.
+    """
+    from kedro.framework.project import pipelines
+
+    requested = getattr(pipelines, "_requested_pipelines", None)
+    return [name for name in requested or [] if isinstance(name, str)]
+
+
 def run_session(session: Any, pipeline: str, runner: Any, **filters: Any) -> Any:
     """`session.run` for one pipeline: `pipeline_names` since Kedro 1.2, `pipeline_name` before."""
     if "pipeline_names" in inspect.signature(session.run).parameters:

@@ -9,7 +9,9 @@ from typing import Any
 
 from kedro.framework.hooks import hook_impl
 
+from kedro_prefect_hooks.compat import requested_pipelines
 from kedro_prefect_hooks.config import PrefectConfig
+from kedro_prefect_hooks.config.base import ShortError
 from kedro_prefect_hooks.config.loader import INIT_HINT, load_config, missing_env_folder
 from kedro_prefect_hooks.local.prefect_toml import FILE_NAME, is_ours
 from kedro_prefect_hooks.local.server import local_server_url
@@ -21,12 +23,18 @@ from kedro_prefect_hooks.project import (
     project_config_loader,
     registered_pipelines,
 )
-from kedro_prefect_hooks.registration.apply import PartialRegistration, register
+from kedro_prefect_hooks.registration.apply import (
+    PartialRegistration,
+    RefusedBefore,
+    RegistrationStopped,
+    register,
+)
 from kedro_prefect_hooks.registration.connection import (
     LOCAL_SERVER,
     ApiSettings,
     PrefectApiError,
     resolve_api,
+    same_api,
 )
 from kedro_prefect_hooks.registration.prefect_settings import PREFECT_TOML
 
@@ -59,7 +67,7 @@ class PrefectHook:
             return
         project = describe_project(context.project_path, context.env, context.config_loader)
         try:
-            found = registered_pipelines(project)
+            found = registered_pipelines(project, use_cache=True, wanted=requested_pipelines())
         except Exception as exc:  # a broken registry is the command's to report, not ours
             logger.warning("kedro-prefect-hooks: nothing registered; loading the pipelines failed: %s", exc)
             return
@@ -75,22 +83,44 @@ class PrefectHook:
         else:
             pipelines = config.selected_pipelines(found.names)
         prune = config.prune and not found.problems
+        outcome, api = None, None
         try:
             api = find_api(config, project.path)
             parameters = pipeline_parameters(found, _loader_without_runtime_params(context), pipelines)
-            outcome = register(config, project, pipelines, api, prune=prune, parameters=parameters)
-            if config.worker.start:
+            outcome = register(
+                config, project, pipelines, api, prune=prune, parameters=parameters, budget=config.timeout
+            )
+        except PrefectApiError as exc:
+            _failed(config, exc)
+            if not isinstance(exc, (PartialRegistration, RefusedBefore)):
+                return  # the API is down or slow: a worker could not come online either
+        if outcome is not None:
+            for line in outcome.clash_lines():
+                logger.warning("kedro-prefect-hooks: %s", line)
+            if outcome.summary():
+                logger.info("kedro-prefect-hooks: %s at %s", outcome.summary(), api.url if api else "?")
+        if config.worker.start and api is not None:
+            try:
                 _start_worker(config, project.path, project.package, api)
-        except (PrefectApiError, WorkerStartError) as exc:
-            if config.on_error == "raise":
-                raise
-            written_some = isinstance(exc, (PartialRegistration, WorkerStartError))
-            logger.warning("kedro-prefect-hooks: %s%s", "" if written_some else "nothing registered. ", exc)
-            return
-        for line in outcome.clash_lines():
-            logger.warning("kedro-prefect-hooks: %s", line)
-        if outcome.summary():
-            logger.info("kedro-prefect-hooks: %s at %s", outcome.summary(), api.url)
+            except (PrefectApiError, WorkerStartError) as exc:
+                _failed(config, exc, about_registration=False)
+
+
+def _failed(config: PrefectConfig, exc: Exception, about_registration: bool = True) -> None:
+    """One warning; with `on_error: raise`, an error Kedro prints in a few lines (the traceback on request)."""
+    if config.on_error == "raise":
+        raise RegistrationFailed(str(exc)) from exc
+    said = (
+        isinstance(exc, (PartialRegistration, RegistrationStopped, RefusedBefore)) or not about_registration
+    )
+    logger.warning("kedro-prefect-hooks: %s%s", "" if said else "nothing registered. ", exc)
+
+
+class RegistrationFailed(PrefectApiError, ShortError):
+    """`on_error: raise`: the session fails with the message, in a few lines."""
+
+    def __init__(self, message: str):
+        ShortError.__init__(self, message)
 
 
 def _start_worker(config: PrefectConfig, project_path: Path, package: str, api: ApiSettings) -> None:
@@ -119,12 +149,13 @@ def find_api(config: PrefectConfig, project_path: Path) -> ApiSettings:
 
     The prefect.toml that `kedro prefect server start` wrote counts as the local server
     while that runs; once it is stopped, the file is named instead of used: by then
-    another server (another project's) may listen on its port.
+    another server (another project's) may listen on its port. An API whose URL is the
+    running local server's, wherever the URL came from, is marked as the local server.
     """
     api = resolve_api(config.api_url)
     local = local_server_url(project_path)
     if api is not None and api.source == PREFECT_TOML and _our_prefect_toml(project_path):
-        if api.url != local:
+        if not (local and same_api(api.url, local)):
             raise PrefectApiError(
                 f"{PREFECT_TOML} was written by `kedro prefect server start` for this project's local "
                 f"server, which is not running: start it again with `kedro prefect server start`, or "
@@ -133,6 +164,8 @@ def find_api(config: PrefectConfig, project_path: Path) -> ApiSettings:
         api = replace(api, source=LOCAL_SERVER)
     if api is None and local:
         api = ApiSettings(url=local, source=LOCAL_SERVER)
+    if api is not None and local and same_api(api.url, local):
+        api = replace(api, local_server=True)
     if api is None:
         raise PrefectApiError(
             "No Prefect API: start a local one with `kedro prefect server start`, "

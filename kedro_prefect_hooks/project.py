@@ -8,6 +8,8 @@ import json
 import os
 import sys
 import warnings
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,7 +17,14 @@ from typing import Any
 from kedro_prefect_hooks.compat import all_pipelines_visible, read_toml
 from kedro_prefect_hooks.config import PrefectConfig
 from kedro_prefect_hooks.config.loader import load_config
-from kedro_prefect_hooks.local.processes import state_dir, write_private
+from kedro_prefect_hooks.local.state import (
+    STATE_DIR,
+    is_text_list,
+    is_text_map,
+    read_state,
+    state_dir,
+    write_private,
+)
 
 
 @dataclass(frozen=True)
@@ -51,33 +60,69 @@ class FoundPipelines:
     )  # pipeline -> parameter keys its nodes take
 
 
-def registered_pipelines(project: KedroProject) -> FoundPipelines:
+def registered_pipelines(
+    project: KedroProject, use_cache: bool = False, wanted: Iterable[str] = ()
+) -> FoundPipelines:
     """Every pipeline the project registers, even when the command asked for a few.
 
-    Importing pipeline modules can take seconds (scikit-learn, plotting), so the names
-    are kept in .kedro-prefect/pipelines.json with a fingerprint of the package's
-    Python files; while no file changed, no pipeline module is imported. A pipeline
-    added, removed or renamed changes a file, so the next session looks again.
+    Importing pipeline modules can take seconds (scikit-learn, plotting), so a session
+    (`use_cache`) reads the names from .kedro-prefect/pipelines.json while nothing the
+    registry depends on, as far as can be seen, has changed: the package's Python files,
+    and every other file under the project the last load imported or opened (modules
+    outside the package, YAML in conf/). It cannot see environment variables or installed
+    packages: a name in `wanted` (the pipelines the command runs) that the cache lacks
+    makes it look again, and the `kedro prefect` commands always load the registry.
     """
-    fingerprint = _package_fingerprint(project.package)
     cache = state_dir(project.path) / "pipelines.json"
-    try:
-        cached = json.loads(cache.read_text())
-        if cached.get("fingerprint") == fingerprint and fingerprint:
+    if use_cache:
+        cached = read_state(cache, _cache_problem)
+        if cached is not None and _still_current(cached, project) and set(wanted) <= set(cached["names"]):
             return FoundPipelines(list(cached["names"]), [], dict(cached["parameters"]))
-    except (OSError, ValueError, KeyError, TypeError):
-        pass
-    found = _load_registry()
-    if not found.problems and fingerprint:  # a failed import may be fixed without touching a file
-        write_private(
-            cache,
-            json.dumps({"fingerprint": fingerprint, "names": found.names, "parameters": found.parameters}),
-        )
+    found, read = _load_registry(project.path)
+    package = _package_fingerprint(project.package)
+    if not found.problems and package:  # a failed import may be fixed without touching a file
+        entry = {
+            "package": package,
+            "files": _stamps(read),
+            "names": found.names,
+            "parameters": found.parameters,
+        }
+        write_private(cache, json.dumps(entry))
     return found
 
 
-def _load_registry() -> FoundPipelines:
-    """The registry's pipeline names, loading every pipeline.
+def _cache_problem(data: Any) -> str | None:
+    if not isinstance(data, dict) or not is_text_list(data.get("names")):
+        return "no list of pipeline names"
+    parameters = data.get("parameters")
+    if not isinstance(parameters, dict) or not all(is_text_list(v) for v in parameters.values()):
+        return "no parameter keys per pipeline"
+    if "files" in data and not (is_text_map(data["files"]) and isinstance(data.get("package"), str)):
+        return "no fingerprint of what the registry read"
+    return None  # a 0.2.0 cache (a package fingerprint only) is valid, and never current
+
+
+def _still_current(cached: dict[str, Any], project: KedroProject) -> bool:
+    files = cached.get("files")
+    if files is None or cached.get("package") != _package_fingerprint(project.package):
+        return False
+    return _stamps(list(files)) == files
+
+
+def _stamps(paths: list[str]) -> dict[str, str]:
+    """Size and modification time of each file ("missing" when it is gone)."""
+    stamps = {}
+    for path in paths:
+        try:
+            stat = os.stat(path)
+            stamps[path] = f"{stat.st_size}:{stat.st_mtime_ns}"
+        except OSError:
+            stamps[path] = "missing"
+    return stamps
+
+
+def _load_registry(project_path: Path) -> tuple[FoundPipelines, list[str]]:
+    """The registry's pipeline names, loading every pipeline; and the project files that load read.
 
     Since Kedro 1.5, `kedro run --pipelines a` makes the registry load only `a`;
     the filter is lifted for this one read and put back, so the run loads what it asked.
@@ -86,14 +131,62 @@ def _load_registry() -> FoundPipelines:
     """
     from kedro.framework.project import pipelines
 
-    with all_pipelines_visible(pipelines), warnings.catch_warnings(record=True) as caught:
+    with all_pipelines_visible(pipelines), warnings.catch_warnings(record=True) as caught, _reads() as opened:
         warnings.simplefilter("always")
         names = sorted(pipelines.keys())
         parameters = {name: parameter_keys(pipelines[name]) for name in names}
     for warning in caught:  # shown as they would have been
         warnings.showwarning(warning.message, warning.category, warning.filename, warning.lineno)
     problems = [str(w.message).splitlines()[0] for w in caught if "kedro" in Path(w.filename).parts]
-    return FoundPipelines(names, problems, parameters)
+    imported = [getattr(module, "__file__", None) for module in list(sys.modules.values())]
+    read = _project_files([*opened, *(f for f in imported if isinstance(f, str))], project_path)
+    return FoundPipelines(names, problems, parameters), read
+
+
+_OPENED: list[str] | None = None  # while a registry load runs: every path opened
+_AUDITING = False
+
+
+def _audit(event: str, args: tuple) -> None:
+    if _OPENED is not None and event == "open" and args and isinstance(args[0], str):
+        _OPENED.append(args[0])
+
+
+@contextmanager
+def _reads() -> Iterator[list[str]]:
+    """The paths this process opens meanwhile (Python's audit hook: imports and open() alike)."""
+    global _OPENED, _AUDITING
+    if not _AUDITING:
+        sys.addaudithook(_audit)  # cannot be removed: it does nothing outside this block
+        _AUDITING = True
+    opened: list[str] = []
+    _OPENED = opened
+    try:
+        yield opened
+    finally:
+        _OPENED = None
+
+
+def _project_files(paths: list[str], project_path: Path) -> list[str]:
+    """The files under the project among `paths`: sources for compiled modules, no state, no venv."""
+    root = Path(project_path).resolve()
+    prefixes = (str(root), str(project_path))
+    found = set()
+    for raw in paths:
+        if os.path.isabs(raw) and not raw.startswith(prefixes):
+            continue  # the cheap test first: thousands of installed modules are never under the project
+        path = Path(raw)
+        if path.suffix == ".pyc" and path.parent.name == "__pycache__":
+            path = path.parent.parent / (path.name.split(".", 1)[0] + ".py")
+        try:
+            relative = path.resolve().relative_to(root)
+        except (ValueError, OSError):
+            continue
+        if relative.parts[:1] != (STATE_DIR,) and not {"site-packages", "dist-packages"} & set(
+            relative.parts
+        ):
+            found.add(str(root / relative))
+    return sorted(found)
 
 
 def parameter_keys(pipeline: Any) -> list[str]:

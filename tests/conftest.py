@@ -15,7 +15,7 @@ except ModuleNotFoundError:  # Python 3.10
 
 import pytest
 
-from kedro_prefect_hooks.local.server import start_server, stop_server
+from kedro_prefect_hooks.local.server import free_port, start_server, stop_server
 
 from kedro_projects import BIN, copy_project, new_project
 from prefect_runs import call_api
@@ -65,6 +65,59 @@ def auth_server(tmp_path_factory, isolated_prefect_home):
 def api_url(prefect_server, monkeypatch):
     monkeypatch.setenv("PREFECT_API_URL", prefect_server)
     return prefect_server
+
+
+@pytest.fixture(scope="session")
+def postgres_server(tmp_path_factory, isolated_prefect_home):
+    """A real server on PostgreSQL, the database a team's shared server runs on, once per session.
+
+    The cluster is made and removed here (initdb, pg_ctl on a free 127.0.0.1 port). Without
+    PostgreSQL the tests that use it fail, naming the install: they are never skipped.
+    """
+    from postgres import PostgresUnavailable, start_cluster
+
+    try:
+        cluster = start_cluster(free_port())
+    except PostgresUnavailable as exc:
+        pytest.fail(f"the PostgreSQL variant of the shared-server tests cannot run: {exc}", pytrace=False)
+    try:
+        settings = {**TEST_SERVER_SETTINGS, "PREFECT_API_DATABASE_CONNECTION_URL": cluster.url}
+        process, url = start_server(tmp_path_factory.mktemp("postgres-server-home"), settings=settings)
+    except BaseException:
+        cluster.stop()
+        raise
+    yield url
+    stop_server(process)
+    cluster.stop()
+
+
+@pytest.fixture(scope="session", params=["sqlite", "postgresql"])
+def shared_database(request):
+    """The shared-server tests run on both databases: the suite's SQLite server, and PostgreSQL."""
+    return request.param
+
+
+@pytest.fixture(scope="session")
+def shared_server(shared_database, request):
+    return request.getfixturevalue("prefect_server" if shared_database == "sqlite" else "postgres_server")
+
+
+@pytest.fixture
+def shared_api_url(shared_server, monkeypatch):
+    monkeypatch.setenv("PREFECT_API_URL", shared_server)
+    return shared_server
+
+
+@pytest.fixture(scope="session")
+def shared_worker(shared_database, shared_server, request, tmp_path_factory):
+    """A process worker for the `kedro` pool of `shared_server` (the suite's own on SQLite)."""
+    if shared_database == "sqlite":
+        yield request.getfixturevalue("process_worker")
+        return
+    log = tmp_path_factory.mktemp("postgres-worker") / "worker.log"
+    process = start_process_worker(shared_server, "kedro", log)
+    yield log
+    stop_process(process)
 
 
 @pytest.fixture(scope="session")

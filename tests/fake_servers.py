@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -74,6 +76,46 @@ def trickling(part: str) -> Iterator[str]:
 
     with serve(respond) as url:
         yield url
+
+
+class Proxy:
+    """What a proxy in front of a real server does to one request: answer it itself, or
+    forward it after a delay. `rule(method, path, body)` returns None (forward at once), a
+    number (wait that many seconds, then forward) or (status, detail) (answer that)."""
+
+    def __init__(self, upstream: str, rule: Callable[[str, str, bytes], object]):
+        self.upstream = upstream
+        self.rule = rule
+        self.seen: list[tuple[str, str]] = []  # (method, path) of every request
+
+    def respond(self, handler: BaseHTTPRequestHandler) -> None:
+        body = handler.rfile.read(int(handler.headers.get("Content-Length") or 0))
+        path = handler.path.removeprefix("/api")
+        self.seen.append((handler.command, path))
+        action = self.rule(handler.command, path, body)
+        if isinstance(action, tuple):
+            status, detail = action
+            answer(handler, status, json.dumps({"detail": detail}).encode(), "application/json")
+            return
+        if action:
+            time.sleep(float(action))  # type: ignore[arg-type]
+        forwarded = httpx.request(
+            handler.command,
+            self.upstream + path,
+            content=body or None,
+            headers={"Content-Type": "application/json"},
+            timeout=60,
+        )
+        with contextlib.suppress(OSError):  # the client gave up waiting
+            answer(handler, forwarded.status_code, forwarded.content, "application/json")
+
+
+@contextmanager
+def proxy(upstream: str, rule: Callable[[str, str, bytes], object]) -> Iterator[tuple[str, Proxy]]:
+    """A proxy on 127.0.0.1 in front of a real server; yields its API URL and the Proxy."""
+    front = Proxy(upstream, rule)
+    with serve(front.respond) as url:
+        yield url, front
 
 
 @contextmanager

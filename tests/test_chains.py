@@ -33,7 +33,7 @@ def wait_for_runs_of(api_url: str, deployment_id: str, count: int, timeout: floa
 
 
 def test_a_completed_run_triggers_the_next_pipeline_and_a_failed_one_does_not(
-    api_url, make_project, process_worker
+    shared_api_url, make_project, shared_worker
 ):
     project = add_flow_pipelines(
         make_project(
@@ -43,16 +43,16 @@ def test_a_completed_run_triggers_the_next_pipeline_and_a_failed_one_does_not(
         )
     )
     open_session(project)
-    by_name = {d["name"]: d for d in project_deployments(api_url, project)}
-    [automation] = chain_automations(api_url, project)
+    by_name = {d["name"]: d for d in project_deployments(shared_api_url, project)}
+    [automation] = chain_automations(shared_api_url, project)
     assert "data_science when" in automation["name"] and "data_processing completes" in automation["name"]
 
-    first = wait_for_run(api_url, trigger(api_url, by_name["data_processing"]["id"]))
+    first = wait_for_run(shared_api_url, trigger(shared_api_url, by_name["data_processing"]["id"]))
     assert first["state"]["type"] == "COMPLETED", first["state"]["message"]
-    [chained] = wait_for_runs_of(api_url, by_name["data_science"]["id"], 1)
-    assert wait_for_run(api_url, chained["id"])["state"]["type"] == "COMPLETED"
+    [chained] = wait_for_runs_of(shared_api_url, by_name["data_science"]["id"], 1)
+    assert wait_for_run(shared_api_url, chained["id"])["state"]["type"] == "COMPLETED"
 
-    failing = wait_for_run(api_url, trigger(api_url, by_name["failing"]["id"]))
+    failing = wait_for_run(shared_api_url, trigger(shared_api_url, by_name["failing"]["id"]))
     assert failing["state"]["type"] == "FAILED"
     (project / "conf" / "base" / "prefect.yml").write_text(
         "pipelines: [data_processing, data_science, failing]\n"
@@ -61,23 +61,23 @@ def test_a_completed_run_triggers_the_next_pipeline_and_a_failed_one_does_not(
         "  data_processing: {after: [failing]}\n"
     )
     open_session(project)  # now failing -> data_processing -> data_science
-    assert len(chain_automations(api_url, project)) == 2
-    again = wait_for_run(api_url, trigger(api_url, by_name["failing"]["id"]))
+    assert len(chain_automations(shared_api_url, project)) == 2
+    again = wait_for_run(shared_api_url, trigger(shared_api_url, by_name["failing"]["id"]))
     assert again["state"]["type"] == "FAILED"
     time.sleep(10)  # time enough for a trigger to fire, if it wrongly did
-    assert len(runs_of(api_url, by_name["data_processing"]["id"])) == 1  # only the manual run
+    assert len(runs_of(shared_api_url, by_name["data_processing"]["id"])) == 1  # only the manual run
 
 
-def test_removing_after_removes_the_trigger_and_a_change_is_idempotent(api_url, make_project):
+def test_removing_after_removes_the_trigger_and_a_change_is_idempotent(shared_api_url, make_project):
     conf = "pipelines: [data_processing, data_science]\ndeployments:\n  data_science: {after: [data_processing]}\n"
     project = make_project(conf)
     open_session(project)
-    [before] = chain_automations(api_url, project)
+    [before] = chain_automations(shared_api_url, project)
     open_session(project)
     (project / "conf" / "base" / "prefect.yml").write_text(conf + "defaults: {tags: [nightly]}\n")
     open_session(project)  # deployments rewritten, the trigger kept as it is
-    assert [a["id"] for a in chain_automations(api_url, project)] == [before["id"]]
+    assert [a["id"] for a in chain_automations(shared_api_url, project)] == [before["id"]]
 
     (project / "conf" / "base" / "prefect.yml").write_text("pipelines: [data_processing, data_science]\n")
     open_session(project)
-    assert chain_automations(api_url, project) == []
+    assert chain_automations(shared_api_url, project) == []

@@ -14,7 +14,9 @@ from kedro_prefect_hooks.registration.connection import resolve_api
 from kedro_prefect_hooks.registration.plan import (
     FINGERPRINT_LABEL,
     OWNER_LABEL,
+    bookkeeping_variable,
     desired_deployments,
+    owner,
     sanitise,
     set_fingerprint,
 )
@@ -128,11 +130,15 @@ def test_each_deployment_has_its_own_fingerprint_and_the_set_one_covers_them():
     assert a.body["labels"][FINGERPRINT_LABEL] == a.body["version"] == a.fingerprint
 
 
-def test_the_owner_names_project_env_and_code_location():
+def test_the_owner_names_project_env_and_who_registers():
     local, directory = plan({}), plan({"source": {"directory": "/opt/sf"}})
+    git = plan({"source": {"git": {"url": "https://GitHub.com/acme/sf.git/", "commit": "1" * 40}}})
     owner = local[0].body["labels"][OWNER_LABEL]
     assert owner.startswith("project spaceflights, env local, local ") and owner.endswith(":/srv/sf")
-    assert directory[0].body["labels"][OWNER_LABEL] == "project spaceflights, env local, directory /opt/sf"
+    assert directory[0].body["labels"][OWNER_LABEL] == "project spaceflights, env local, directory source"
+    assert git[0].body["labels"][OWNER_LABEL] == (
+        "project spaceflights, env local, git repository https://github.com/acme/sf"
+    )
 
 
 def test_a_non_local_source_is_the_same_from_every_checkout():
@@ -246,3 +252,157 @@ def test_credentials_in_the_url_move_to_a_header(monkeypatch):
     assert with_credentials.url == "https://host:1/api"
     assert with_credentials.headers == {"Authorization": "Basic dTpw"}  # base64("u:p")
     assert resolve_api("http://host/api").url == "http://host/api"
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://git.example.com/acme/proj.git?private_token=glpat-abc123",
+        "https://git.example.com/acme/proj.git?access_token=x",
+        "https://oauth2:glpat-abc@git.example.com/acme/proj.git",
+        "ssh://git:hunter2@git.example.com/acme/proj.git",
+        "https://git.example.com/acme/proj.git#token=abc",
+    ],
+)
+def test_a_credential_anywhere_in_a_git_url_is_refused(url):
+    """Seen: a token in the query string was accepted, and stored in the pull step and the owner label."""
+    with pytest.raises(ConfigError, match="Secret block") as error:
+        parse_config({"source": {"git": {"url": url}}})
+    assert "glpat" not in str(error.value) and "hunter2" not in str(error.value)
+
+
+@pytest.mark.parametrize(
+    "git",
+    [
+        {"access_token_secret": "My Token"},
+        {"access_token_secret": "token }} {{ x"},
+        {"credentials": "github-credentials/Acme Repo"},
+        {"credentials": "github-credentials/acme_repo"},
+        {"credentials": "GitHub-Credentials/acme"},
+    ],
+)
+def test_block_names_are_checked_as_prefect_checks_them(git):
+    with pytest.raises(ConfigError, match="lowercase letters, digits and dashes"):
+        parse_config({"source": {"git": {"url": "https://github.com/acme/sf.git", **git}}})
+
+
+def test_ssh_git_urls_with_a_user_name_are_fine():
+    for url in ("git@github.com:acme/sf.git", "ssh://git@github.com/acme/sf.git"):
+        parse_config({"source": {"git": {"url": url}}})
+
+
+@pytest.mark.parametrize("timezone", ["posixrules", "right/UTC", "posix/Europe/Paris", "localtime"])
+def test_a_timezone_the_server_refuses_is_a_config_error(timezone):
+    """Seen: these passed the check and became a server 422 at write time."""
+    with pytest.raises(ConfigError, match="timezone"):
+        parse_config({"defaults": {"schedule": {"cron": "0 6 * * *", "timezone": timezone}}})
+
+
+def test_a_bad_git_source_is_one_line_not_a_spurious_local_one_too():
+    """Seen: pydantic's union error added `key source: Input should be 'local'`."""
+    with pytest.raises(ConfigError) as error:
+        parse_config({"source": {"git": {"url": "https://github.com/acme/sf.git", "branhc": "main"}}})
+    lines = str(error.value).splitlines()[1:]
+    assert len(lines) == 1 and "source.git.branhc" in lines[0] and "'local'" not in str(error.value), lines
+
+
+@pytest.mark.parametrize(
+    ("raw", "key"),
+    [
+        ({"defaults": {"schedule": {"interval": float("nan")}}}, "defaults.schedule.interval"),
+        ({"timeout": float("nan")}, "timeout"),
+        ({"defaults": {"run": {"retry_delay_seconds": float("inf")}}}, "defaults.run.retry_delay_seconds"),
+    ],
+)
+def test_nan_and_infinity_are_named_as_such(raw, key):
+    """Seen: `.nan` intervals were reported as "<= 3153600000"."""
+    with pytest.raises(ConfigError, match="finite number") as error:
+        parse_config(raw)
+    assert f"key `{key}`" in str(error.value) and "3153600000" not in str(error.value)
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        {"defaults": {"run": {"retries": 1e12}}},
+        {"defaults": {"run": {"max_workers": 1e9}}},
+        {"defaults": {"run": {"node_tags": {"flaky": {"retries": 10**9}}}}},
+        {"defaults": {"run": {"dask": {"n_workers": 10**6}}}},
+        {"worker": {"limit": 10**12}},
+    ],
+)
+def test_absurd_counts_are_config_errors(raw):
+    with pytest.raises(ConfigError, match="less than or equal"):
+        parse_config(raw)
+
+
+@pytest.mark.parametrize(
+    ("package", "env"),
+    [("spaceflights", "Prod"), ("spaceflights", "prod"), ("spaceflights", "é tè"), ("sf" * 100, "e" * 200)],
+)
+def test_the_bookkeeping_variable_has_a_name_prefect_accepts(package, env):
+    """Prefect variable names: lowercase letters, digits, underscores and dashes, at most 255."""
+    import re
+
+    project = KedroProject(name="X", package=package, path=Path("/srv/x"), env=env, run_env=env)
+    name = bookkeeping_variable(project)
+    assert re.fullmatch(r"[a-z0-9_-]{1,255}", name), name
+
+
+def test_envs_differing_only_in_case_keep_apart():
+    names = {
+        bookkeeping_variable(KedroProject(name="X", package="sf", path=Path("/x"), env=e, run_env=e))
+        for e in ("Prod", "prod", "PROD")
+    }
+    assert len(names) == 3
+
+
+def test_a_release_keeps_the_owner_and_a_checkout_or_repository_does_not():
+    """Owner identity: project, env and who registers (the repository for git, a directory source,
+    the checkout for local), never the commit, the branch or the directory's path."""
+
+    def owner_for(source, project=PROJECT):
+        return owner(parse_config({"source": source}), project)
+
+    url = "https://github.com/acme/sf.git"
+    assert owner_for({"git": {"url": url, "commit": "1" * 40}}) == owner_for(
+        {"git": {"url": url, "commit": "2" * 40}}
+    )
+    assert owner_for({"git": {"url": url, "branch": "a"}}) == owner_for({"git": {"url": url, "branch": "b"}})
+    assert owner_for({"directory": "/opt/sf-1.4"}) == owner_for({"directory": "/opt/sf-1.5"})
+    assert owner_for({"git": {"url": url}}) != owner_for({"git": {"url": "https://github.com/other/sf.git"}})
+    elsewhere = KedroProject(
+        name="Spaceflights", package="spaceflights", path=Path("/home/bob/sf"), env=None, run_env="local"
+    )
+    assert owner_for("local") != owner_for("local", elsewhere)
+    assert "1111" not in owner_for({"git": {"url": url, "commit": "1" * 40}})
+
+
+@pytest.mark.parametrize(
+    ("source", "label"),
+    [
+        (
+            {"git": {"url": "https://github.com/acme/sf.git", "commit": "2" * 40}},
+            "git https://github.com/acme/sf.git@" + "1" * 40,
+        ),
+        (
+            {"git": {"url": "https://github.com/acme/sf.git", "branch": "b"}},
+            "git https://github.com/acme/sf.git@a:proj",
+        ),
+        ({"directory": "/opt/sf-1.5"}, "directory /opt/sf-1.4"),
+        ("local", "local HOST:/srv/sf"),
+    ],
+)
+def test_owner_labels_written_by_0_2_0_are_read_as_the_same_owner(source, label):
+    """Upgrading must not turn a user's own deployments into clashes."""
+    import socket
+
+    from kedro_prefect_hooks.registration.ownership import is_ours
+
+    old = f"project spaceflights, env local, {label.replace('HOST', socket.gethostname())}"
+    deployment = {"labels": {OWNER_LABEL: old}, "tags": []}
+    assert is_ours(deployment, owner(parse_config({"source": source}), PROJECT), PROJECT)
+    other_env = KedroProject(
+        name="Spaceflights", package="spaceflights", path=Path("/srv/sf"), env="prod", run_env="prod"
+    )
+    assert not is_ours(deployment, owner(parse_config({"source": source}), other_env), other_env)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import socket
 import subprocess
 import threading
@@ -15,7 +16,7 @@ from kedro_prefect_hooks.local.server import free_port
 from kedro_prefect_hooks.registration.connection import PrefectApiError
 
 from conftest import kedro, open_session, project_deployments
-from fake_servers import empty_object, login_page, refusing_proxy, serve, trickling
+from fake_servers import empty_object, login_page, proxy, refusing_proxy, serve, trickling
 from kedro_projects import BIN
 from prefect_runs import call_api
 
@@ -108,7 +109,8 @@ def test_api_url_from_the_active_profile(prefect_server, make_project, monkeypat
     assert [d["name"] for d in project_deployments(prefect_server, project)] == ["data_science"]
 
 
-def test_concurrent_sessions_end_with_one_deployment_per_pipeline(api_url, make_project):
+def test_ten_concurrent_sessions_end_with_one_deployment_per_pipeline(shared_api_url, make_project):
+    """Ten `kedro run`s of one project at once, as CI jobs and a team's laptops do on a shared server."""
     project = make_project("pipelines: all\nwork_pool: {name: concurrent-pool}\n")
     runs = [
         subprocess.Popen(
@@ -117,15 +119,26 @@ def test_concurrent_sessions_end_with_one_deployment_per_pipeline(api_url, make_
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
+            env={**os.environ, "COLUMNS": "1000"},
         )
-        for _ in range(2)
+        for _ in range(10)
     ]
-    outputs = [run.communicate(timeout=180)[0] for run in runs]
-    assert [run.returncode for run in runs] == [0, 0], outputs
-    assert not any("nothing registered" in out for out in outputs), outputs
-    deployments = project_deployments(api_url, project)
+    outputs = [run.communicate(timeout=300)[0] for run in runs]
+    assert [run.returncode for run in runs] == [0] * 10, outputs
+    assert not [out for out in outputs if "Traceback" in out], [out for out in outputs if "Traceback" in out]
+    # Ten at once on 2 cores can make an answer take longer than `timeout` (2 s): such a session
+    # gives up with one warning, or stops saying what it wrote; none takes a busy server for a
+    # refusal (main remembered a 503 as one, and later sessions sent nothing).
+    for out in outputs:
+        for line in (
+            line for line in out.splitlines() if "kedro-prefect-hooks:" in line and "WARNING" in line
+        ):
+            assert "the next session" in line or "no complete answer within 2 s" in line, line
+            assert "refused" not in line, line
+    open_session(project)  # finishes what a stopped one left
+    deployments = project_deployments(shared_api_url, project)
     assert [d["name"] for d in deployments] == ["__default__", "data_processing", "data_science"]
-    pools = call_api("POST", f"{api_url}/work_pools/filter", json={}).json()
+    pools = call_api("POST", f"{shared_api_url}/work_pools/filter", json={}).json()
     assert [p["name"] for p in pools].count("concurrent-pool") == 1
 
 
@@ -210,3 +223,107 @@ def test_a_refused_deployment_names_what_was_and_was_not_written_and_is_not_rese
     monkeypatch.setenv("PREFECT_API_URL", api_url)
     open_session(project)  # the real server takes it
     assert len(project_deployments(api_url, project)) == 3
+
+
+def test_a_503_burst_is_not_remembered_as_a_refusal(api_url, make_project, hook_log, monkeypatch):
+    """Seen: after one session whose proxy answered 503, every later session said "nothing sent: the
+    server refused this same configuration before (...503...)" and skipped worker.start, until
+    prefect.yml changed."""
+    burst = {"on": True}
+
+    def unavailable(method, path, body):
+        if burst["on"] and method == "POST" and path == "/deployments/":
+            return 503, "Service Unavailable"
+        return None
+
+    project = make_project("pipelines: all\n", name="Burst Proj")
+    with proxy(api_url, unavailable) as (url, front):
+        monkeypatch.setenv("PREFECT_API_URL", url)
+        open_session(project)
+        assert "503" in hook_log.messages()[-1]
+        assert project_deployments(api_url, project) == []
+        burst["on"] = False
+        hook_log.records.clear()
+        front.seen.clear()
+        open_session(project)  # the server is fine again: this session writes
+    assert ("POST", "/deployments/") in front.seen
+    assert not [m for m in hook_log.messages() if "refused" in m], hook_log.messages()
+    assert len(project_deployments(api_url, project)) == 3
+
+
+def test_after_writes_that_stopped_halfway_the_warning_says_what_was_written(
+    api_url, make_project, hook_log, monkeypatch
+):
+    """Seen: "nothing registered" after 63 of 202 were written (the server died; a POST timed out)."""
+    posts = []
+
+    def stall_the_third_write(method, path, body):
+        if method == "POST" and path == "/deployments/":
+            posts.append(body)
+            if len(posts) == 3:
+                return 30  # longer than any timeout: the session gives up on it
+        return None
+
+    project = make_project("pipelines: all\ntimeout: 1\n", name="Stall Proj")
+    with proxy(api_url, stall_the_third_write) as (url, _):
+        monkeypatch.setenv("PREFECT_API_URL", url)
+        open_session(project)
+    [warning] = hook_log.messages()
+    assert "nothing registered" not in warning
+    assert "registered Stall Proj/__default__, Stall Proj/data_processing" in warning, warning
+    assert "not written: Stall Proj/data_science" in warning and "next session" in warning, warning
+    monkeypatch.setenv("PREFECT_API_URL", api_url)
+    open_session(project)
+    assert len(project_deployments(api_url, project)) == 3
+
+
+def test_a_slow_api_costs_a_session_about_timeout_and_the_next_session_finishes(
+    api_url, make_project, hook_log, monkeypatch
+):
+    """Seen: every answer taking 1.5 s (timeout 2): a first registration added ~25 s, an unchanged
+    session ~3.5 s. A session now stops once it has waited about `timeout` seconds more than a
+    healthy server would take (0.5 s an answer), says what it did not write, and the next
+    session finishes. Here every answer takes 2.5 s with `timeout: 3`: the second request is
+    cut at 1.5 s (benchmarks/faults.py measures the issue's 1.5 s and `timeout: 2`)."""
+    slowness = {"seconds": 2.5}
+
+    def slow(method, path, body):
+        return slowness["seconds"]
+
+    project = make_project("pipelines: all\ntimeout: 3\n", name="Slow Proj")
+    with proxy(api_url, slow) as (url, front):
+        monkeypatch.setenv("PREFECT_API_URL", url)
+        open_session(project)
+        assert len(front.seen) <= 2, front.seen  # about 4 s of answers, not 30
+        [warning] = hook_log.messages()
+        assert "answers too slowly" in warning and "nothing registered" in warning, warning
+        assert "next session" in warning and "kedro prefect register" in warning, warning
+        slowness["seconds"] = 0
+        hook_log.records.clear()
+        open_session(project)
+        assert hook_log.messages() == []
+        assert len(project_deployments(api_url, project)) == 3
+        slowness["seconds"] = 2.5
+        front.seen.clear()
+        open_session(project)  # unchanged: two reads, cut at the budget
+        [warning] = hook_log.messages()
+        assert "slowly" in warning and len(front.seen) <= 2, (warning, front.seen)
+
+
+def test_on_error_raise_with_the_api_down_is_a_few_lines(make_project):
+    """Seen: a 71-line traceback."""
+    url = f"http://127.0.0.1:{free_port()}/api"
+    result = kedro(
+        make_project(f"pipelines: all\non_error: raise\napi_url: {url}\n"), "run", env={"COLUMNS": "200"}
+    )
+    assert result.returncode != 0
+    assert url in result.stderr and "cannot connect" in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) <= 4, result.stderr
+
+
+def test_an_api_url_without_api_gets_a_hint(prefect_server, make_project, hook_log, monkeypatch):
+    """Seen: `POST /flows/filter answered 404` and nothing more."""
+    monkeypatch.setenv("PREFECT_API_URL", prefect_server.removesuffix("/api"))
+    open_session(make_project("pipelines: all\n"))
+    [warning] = hook_log.messages()
+    assert "404" in warning and "/api" in warning and f"e.g. {prefect_server}" in warning, warning

@@ -7,6 +7,7 @@ import shutil
 import sys
 
 import pytest
+import yaml
 
 from kedro_prefect_hooks.config import ConfigError
 from kedro_prefect_hooks.registration.plan import FLOW_ENTRYPOINT
@@ -417,3 +418,140 @@ def test_a_pipeline_whose_module_fails_to_import_is_never_pruned(api_url, make_p
     result = kedro(project, "run", "--pipeline", "data_processing", env={"COLUMNS": "1000"})
     assert result.returncode == 0, result.stdout + result.stderr
     assert len(project_deployments(api_url, project)) == 3
+
+
+def test_an_env_name_with_capitals_registers_and_is_current_next_session(api_url, make_project, hook_log):
+    """Seen: `kedro run -e Prod`: `POST /variables/ answered 422 ... lowercase letters` every session,
+    and with `on_error: raise` even `kedro catalog describe-datasets -e Prod` failed."""
+    project = make_project("pipelines: [data_science]\non_error: raise\n")
+    (project / "conf" / "Prod").mkdir()
+    open_session(project, env="Prod")
+    [deployment] = project_deployments(api_url, project)
+    assert "kedro-env:Prod" in deployment["tags"]
+    open_session(project, env="Prod")
+    assert hook_log.messages() == []
+    assert [d["updated"] for d in project_deployments(api_url, project)] == [deployment["updated"]]
+    result = kedro(project, "catalog", "describe-datasets", "-e", "Prod")
+    assert result.returncode == 0, result.stderr
+
+
+EXTRA_REGISTRY = """
+from pathlib import Path
+
+import yaml
+from kedro.pipeline import Pipeline, node
+
+from .pipelines.data_processing import create_pipeline as processing
+from .pipelines.data_science import create_pipeline as science
+{extra_import}
+
+
+def register_pipelines():
+    pipelines = {{"data_processing": processing(), "data_science": science()}}
+    pipelines["__default__"] = sum(pipelines.values(), Pipeline([]))
+    for name in {source}:
+        pipelines[name] = Pipeline([node(lambda x: x, "params:start", f"{{name}}_out", name=f"{{name}}_node")])
+    return pipelines
+"""
+
+REGISTRY_SOURCES = {
+    # a YAML file in conf/ that register_pipelines reads
+    "conf-yaml": (
+        "",
+        "yaml.safe_load(Path('conf/base/extra_pipelines.yml').read_text())",
+        lambda project, names: (project / "conf" / "base" / "extra_pipelines.yml").write_text(
+            yaml.safe_dump(names)
+        ),
+    ),
+    # a module outside the package (src/shared_pipelines.py)
+    "module-outside-the-package": (
+        "from shared_pipelines import NAMES",
+        "NAMES",
+        lambda project, names: (project / "src" / "shared_pipelines.py").write_text(f"NAMES = {names!r}\n"),
+    ),
+}
+
+
+@pytest.mark.parametrize("source", REGISTRY_SOURCES)
+def test_the_pipeline_cache_sees_what_the_registry_read(api_url, make_project, source):
+    """Seen: a registry reading conf/ or another module: new pipelines never registered, removed ones never pruned."""
+    project = make_project("pipelines: all\nprune: true\n")
+    extra_import, names_from, write = REGISTRY_SOURCES[source]
+    write(project, ["extra_a"])
+    registry = package_of(project) / "pipeline_registry.py"
+    registry.write_text(EXTRA_REGISTRY.format(extra_import=extra_import, source=names_from))
+    session_in_a_new_process(project)
+    assert "extra_a" in [d["name"] for d in project_deployments(api_url, project)]
+    write(project, ["extra_b"])
+    session_in_a_new_process(project)
+    names = [d["name"] for d in project_deployments(api_url, project)]
+    assert "extra_b" in names and "extra_a" not in names
+
+
+ENV_REGISTRY = EXTRA_REGISTRY.format(
+    extra_import="import os", source="os.environ.get('EXTRA_PIPELINES', '').split()"
+)
+
+
+def test_register_and_a_run_of_an_unknown_name_load_the_registry_itself(api_url, make_project):
+    """Seen: with a registry that reads an env var, `register` said unchanged and `run extra` "not selected"."""
+    project = make_project("pipelines: all\n")
+    (package_of(project) / "pipeline_registry.py").write_text(ENV_REGISTRY)
+    session_in_a_new_process(project)  # the cache now holds the names without extras
+    with_extra = {"EXTRA_PIPELINES": "extra_env"}
+    registered = kedro(project, "prefect", "register", env=with_extra)
+    assert registered.returncode == 0, registered.stderr
+    assert "written   " in registered.stdout and "extra_env" in registered.stdout
+    triggered = kedro(project, "prefect", "run", "extra_env", env=with_extra)
+    assert triggered.returncode == 0, triggered.stderr
+    assert "Triggered" in triggered.stdout
+
+    listed = kedro(project, "prefect", "list", env={"EXTRA_PIPELINES": "extra_env extra_two"})
+    assert "extra_two: not registered" in listed.stdout, listed.stdout
+
+
+def test_a_session_that_runs_a_pipeline_missing_from_the_cache_refreshes_it(api_url, make_project):
+    project = make_project("pipelines: all\n")
+    (package_of(project) / "pipeline_registry.py").write_text(ENV_REGISTRY)
+    session_in_a_new_process(project)
+    result = kedro(project, "run", "--pipeline", "extra_run", env={"EXTRA_PIPELINES": "extra_run"})
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "extra_run" in [d["name"] for d in project_deployments(api_url, project)]
+
+
+BROKEN_FILES = {
+    "syntax error": ("pipelines: [p_a, p_b\n", ["line 2", "YAML"]),
+    "a list, not a mapping": ("- p_a\n- p_b\n", ["a list", "mapping", "e.g. `pipelines: [p_a, p_b]`"]),
+    "duplicate key": ("pipelines: all\ntimeout: 2\npipelines: [p_a]\n", ["line 3", "`pipelines`", "twice"]),
+    "unresolved interpolation": (
+        "api_url: ${oc.env:NOPE_VAR}\n",
+        ["line 1", "${oc.env:NOPE_VAR}", "PREFECT_API_URL"],
+    ),
+}
+
+
+@pytest.mark.parametrize("case", BROKEN_FILES)
+@pytest.mark.parametrize("command", [("run",), ("prefect", "register")])
+def test_a_broken_prefect_yml_is_a_few_lines_naming_the_file_the_line_and_the_fix(
+    api_url, make_project, case, command
+):
+    """Seen: 62-95 line tracebacks; a list file ended `ListConfig does not support attribute access`."""
+    text, fragments = BROKEN_FILES[case]
+    project = make_project(text)
+    result = kedro(project, *command, env={"COLUMNS": "200"})
+    assert result.returncode != 0
+    output = result.stderr + result.stdout
+    assert "conf/base/prefect.yml" in output, output
+    for fragment in fragments:
+        assert fragment in output, output
+    assert "Traceback" not in output and len(result.stderr.strip().splitlines()) <= 4, result.stderr
+    assert project_deployments(api_url, project) == []
+
+
+def test_register_with_an_env_that_has_no_folder_names_the_folder(api_url, make_project):
+    """Seen: `register -e nope` said there is no prefect.yml, though conf/base has one."""
+    result = kedro(
+        make_project("pipelines: all\n"), "prefect", "register", "-e", "nope", env={"COLUMNS": "200"}
+    )
+    assert result.returncode != 0
+    assert "conf/nope" in result.stderr and "No prefect.yml" not in result.stderr, result.stderr

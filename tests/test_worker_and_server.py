@@ -21,6 +21,10 @@ from conftest import AUTH_STRING, kedro, open_session, project_deployments
 from prefect_runs import call_api, trigger, wait_for_run
 
 
+def package_name(project: Path) -> str:
+    return next(p.name for p in (project / "src").iterdir() if p.name.startswith("proj_"))
+
+
 @pytest.fixture
 def worker_project(make_project):
     """A project whose prefect.yml turns the worker on, for a pool of its own; its processes stopped after."""
@@ -318,3 +322,54 @@ def test_the_state_folder_is_private_and_names_on_disk_are_encoded(api_url, work
     assert stat.S_IMODE(record_path(project, pool).stat().st_mode) == 0o600
     escaped = record_path(project, "../../outside")
     assert escaped.parent == folder and escaped.name == "worker-..%2F..%2Foutside.json"
+
+
+def test_a_work_pool_name_of_250_characters_starts_its_worker(api_url, make_project):
+    """Seen: every `kedro run` failed with OSError 36 (file name too long) for the worker's record."""
+    pool = "p" * 244 + uuid.uuid4().hex[:6]
+    project = make_project(
+        f"pipelines: [data_science]\nwork_pool: {{name: {pool}}}\nworker: {{start: true}}\n"
+    )
+    try:
+        result = kedro(project, "run", env={"COLUMNS": "1000"})
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert "started a process worker" in result.stdout, result.stdout
+        assert pool in running_workers(project)
+        assert all(len(p.name.encode()) <= 255 for p in (project / ".kedro-prefect").iterdir())
+        assert [w["name"] for w in online_workers(api_url, pool)]
+        status = kedro(project, "prefect", "worker", "status")
+        assert "running, pid" in status.stdout, status.stdout
+    finally:
+        stop_worker(project, pool, timeout=5)
+
+
+LATE_COMMAND_LINE = """#!/bin/sh
+# Shows the worker's command line only after a second, as the kernel does for an instant
+# on a loaded machine: Popen has returned, /proc/<pid>/cmdline is still empty.
+sleep 1
+exec $KPH_WORKER_COMMAND
+"""
+
+
+def test_a_worker_whose_command_line_shows_late_is_not_reported_dead(
+    api_url, worker_project, tmp_path, monkeypatch, hook_log
+):
+    """Seen: 2 of 8 flag-started workers reported "exited while starting" while alive and serving:
+    the check read /proc/<pid>/cmdline right after the start, before the marker was there."""
+    from kedro_prefect_hooks.local import worker
+
+    project, pool = worker_project
+    launcher = tmp_path / "launch"
+    launcher.write_text(LATE_COMMAND_LINE)
+    launcher.chmod(0o755)
+    real_command = worker.worker_command
+
+    def late(package, pool_name, options):
+        monkeypatch.setenv("KPH_WORKER_COMMAND", " ".join(real_command(package, pool_name, options)))
+        return [str(launcher)]
+
+    monkeypatch.setattr(worker, "worker_command", late)
+    open_session(project)
+    assert not [m for m in hook_log.messages() if "exited while starting" in m], hook_log.messages()
+    assert pool in running_workers(project)
+    assert [w["name"] for w in online_workers(api_url, pool)] == [worker_name(package_name(project), pool)]

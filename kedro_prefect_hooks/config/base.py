@@ -16,14 +16,17 @@ BANNED_NAME_CHARACTERS = "/%&<>"
 # Beyond these the server answers 500 or drops the connection (measured on 3.9).
 MAX_INTERVAL_SECONDS = 100 * 365 * 24 * 3600
 MAX_CONCURRENCY_LIMIT = 2**31 - 1
+# Counts beyond these are typos (1e12 retries, 1e9 threads), never a plan.
+MAX_RETRIES = 10_000
+MAX_PROCESSES = 1024
 
 
-class ConfigError(KedroCliError, ValueError):
-    """The prefect config is invalid; the message names the file, the key and the fix.
+class ShortError(KedroCliError):
+    """An error a Kedro command prints in a few lines instead of a traceback.
 
-    A KedroCliError, so a Kedro command prints the message in a few lines instead
-    of a traceback. The traceback shows with Kedro's `--verbose` (commands that
-    have it) or KEDRO_PREFECT_HOOKS_TRACEBACK=1 (`kedro run` has no --verbose).
+    A KedroCliError, so click shows the message. The traceback shows with Kedro's
+    `--verbose` (commands that have it) or KEDRO_PREFECT_HOOKS_TRACEBACK=1 (`kedro run`
+    has no --verbose).
     """
 
     def show(self, file: Any = None) -> None:
@@ -47,10 +50,14 @@ class ConfigError(KedroCliError, ValueError):
             )
 
 
+class ConfigError(ShortError, ValueError):
+    """The prefect config is invalid; the message names the file, the key and the fix."""
+
+
 class _Model(BaseModel):
     # Field docstrings are read by docs/hooks.py for the configuration reference
     # (not at runtime: use_attribute_docstrings would cost each Kedro session 15 ms).
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 def prefect_name(value: str, what: str) -> str:
@@ -67,7 +74,10 @@ def prefect_name(value: str, what: str) -> str:
 
 def describe_errors(exc: ValidationError, files: list[Path]) -> str:
     lines = []
-    for error in exc.errors():
+    errors = exc.errors()
+    for error in errors:
+        if _other_branch_of_a_union(error, errors):
+            continue
         loc = [str(part) for part in error["loc"] if not str(part).startswith(("function-", "literal["))]
         key = ".".join(loc) or "(top level)"
         where = _files_with_key(files, error["loc"]) or files
@@ -76,6 +86,25 @@ def describe_errors(exc: ValidationError, files: list[Path]) -> str:
             message = "unknown key; remove it or check its spelling against the configuration reference"
         lines.append(f"  {_display(where)}: key `{key}`: {message}")
     return "Invalid prefect config:\n" + "\n".join(lines)
+
+
+def _other_branch_of_a_union(error: Any, errors: list[Any]) -> bool:
+    """`source: {git: ...}` with a typo: pydantic also reports that it is not the literal 'local'.
+
+    A literal branch is dropped when another branch of the same union has errors: the user
+    wrote that other kind of value.
+    """
+    loc = [str(part) for part in error["loc"]]
+    branch = next((i for i, part in enumerate(loc) if part.startswith("literal[")), None)
+    if branch is None:
+        return False
+    prefix = loc[:branch]
+    return any(
+        [str(part) for part in other["loc"]][:branch] == prefix
+        and len(other["loc"]) > branch
+        and not str(other["loc"][branch]).startswith("literal[")
+        for other in errors
+    )
 
 
 def _display(files: list[Path]) -> str:

@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from kedro_prefect_hooks.config import PrefectConfig, parse_config
+from kedro_prefect_hooks.config import ConfigError, PrefectConfig, parse_config
+from kedro_prefect_hooks.config.file_errors import describe
 
 CONFIG_KEY = "prefect"
 CONFIG_PATTERNS = ["prefect*", "prefect*/**", "**/prefect*"]
@@ -48,6 +49,11 @@ def load_config(config_loader: Any) -> PrefectConfig | None:
     """
     from kedro.config import MissingConfigException
 
+    if folder := missing_env_folder(config_loader):
+        envs = sorted(p.name for p in folder.parent.iterdir() if p.is_dir() and not p.name.startswith("."))
+        raise ConfigError(
+            f"the Kedro env {folder.name!r} has no folder {folder}: create it, or use one of {envs}"
+        )
     if CONFIG_KEY not in config_loader.config_patterns:
         config_loader.config_patterns[CONFIG_KEY] = list(CONFIG_PATTERNS)
     merge_strategy = getattr(config_loader, "merge_strategy", None)
@@ -57,4 +63,8 @@ def load_config(config_loader: Any) -> PrefectConfig | None:
         raw = config_loader[CONFIG_KEY]
     except MissingConfigException:
         return None
+    except Exception as exc:  # YAML, a list for a mapping, a duplicate key, an interpolation
+        raise ConfigError(f"Invalid prefect config: {describe(config_files(config_loader), exc)}") from exc
+    if raw is not None and not isinstance(raw, dict):
+        raise ConfigError(f"Invalid prefect config: {describe(config_files(config_loader), TypeError(raw))}")
     return parse_config(raw, config_files(config_loader))

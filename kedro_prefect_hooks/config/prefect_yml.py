@@ -7,7 +7,14 @@ from typing import Any, Literal
 
 from pydantic import Field, PrivateAttr, ValidationError, field_validator, model_validator
 
-from kedro_prefect_hooks.config.base import NAME_FIELDS, ConfigError, _display, _Model, describe_errors
+from kedro_prefect_hooks.config.base import (
+    MAX_CONCURRENCY_LIMIT,
+    NAME_FIELDS,
+    ConfigError,
+    _display,
+    _Model,
+    describe_errors,
+)
 from kedro_prefect_hooks.config.deployment import DeploymentOptions, WorkPool
 from kedro_prefect_hooks.config.source import CodeSource
 from kedro_prefect_hooks.registration.connection import url_problem
@@ -18,7 +25,7 @@ class WorkerOptions(_Model):
 
     start: bool = False
     """true: each Kedro session makes sure one background process worker serves the pool for this project."""
-    limit: int | None = Field(default=None, ge=1)
+    limit: int | None = Field(default=None, ge=1, le=MAX_CONCURRENCY_LIMIT)
     """Flow runs the worker executes at once; null: no limit."""
     query_seconds: float = Field(default=2.0, gt=0, le=60)
     """How often the worker asks Prefect for runs: a triggered run starts within this."""
@@ -70,7 +77,7 @@ class PrefectConfig(_Model):
     on_error: Literal["warn", "raise"] = "warn"
     """What an unreachable or failing API does to the Kedro command: one warning, or an error."""
     timeout: float = Field(default=2.0, gt=0, le=120)
-    """Seconds per API request made at session start."""
+    """Seconds a session's registration may wait beyond what a healthy server takes (and the most one request may take); past it, the session stops and the next one finishes."""
     prune: bool = False
     """true: delete this project's (and env's) managed deployments that are no longer selected."""
     names: Names = Field(default_factory=Names)
@@ -82,7 +89,7 @@ class PrefectConfig(_Model):
     worker: WorkerOptions = Field(default_factory=WorkerOptions)
     """The opt-in background worker."""
     mark_crashed_runs: Literal["auto"] | bool = "auto"
-    """Mark runs CRASHED when their heartbeats stop for 90 s (an automation on the server); auto: on this project's local server only."""
+    """Mark runs CRASHED when their heartbeats stop for 90 s (an automation on the server, judging only runs of deployments that opted in); auto: when the API is this project's local server, however its URL was found."""
     defaults: DeploymentOptions = Field(default_factory=DeploymentOptions)
     """Options of every deployment."""
     deployments: dict[str, DeploymentOptions] = Field(default_factory=dict)

@@ -6,17 +6,17 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from kedro_prefect_hooks.config.base import _Model
+from kedro_prefect_hooks.config.base import MAX_INTERVAL_SECONDS, MAX_PROCESSES, MAX_RETRIES, _Model
 
 
 class TaskOptions(_Model):
     """Prefect task settings for the nodes carrying one Kedro tag (`run.node_tags.<tag>`)."""
 
-    retries: int | None = Field(default=None, ge=0)
+    retries: int | None = Field(default=None, ge=0, le=MAX_RETRIES)
     """Retries of a failed node carrying the tag."""
-    retry_delay_seconds: float | None = Field(default=None, ge=0)
+    retry_delay_seconds: float | None = Field(default=None, ge=0, le=MAX_INTERVAL_SECONDS)
     """Seconds between those retries."""
-    timeout_seconds: float | None = Field(default=None, gt=0)
+    timeout_seconds: float | None = Field(default=None, gt=0, le=MAX_INTERVAL_SECONDS)
     """A node (task) running longer fails; null: no limit."""
 
 
@@ -25,9 +25,9 @@ class DaskOptions(_Model):
 
     address: str | None = None
     """An existing scheduler, e.g. "tcp://dask-scheduler:8786"; null: a temporary local cluster of processes."""
-    n_workers: int = Field(default=2, ge=1)
+    n_workers: int = Field(default=2, ge=1, le=MAX_PROCESSES)
     """Worker processes of the temporary local cluster."""
-    threads_per_worker: int = Field(default=1, ge=1)
+    threads_per_worker: int = Field(default=1, ge=1, le=MAX_PROCESSES)
     """Threads in each of those processes."""
 
     @model_validator(mode="after")
@@ -44,17 +44,17 @@ class RunOptions(_Model):
 
     task_runner: Literal["sequential", "threads", "dask"] = "sequential"
     """sequential: one node at a time, as `kedro run`; threads: a node starts once its parents completed (see the caveat); dask: tasks in Dask worker processes (pip install 'kedro-prefect-hooks[dask]')."""
-    max_workers: int = Field(default=8, ge=1)
+    max_workers: int = Field(default=8, ge=1, le=MAX_PROCESSES)
     """Threads running nodes at once (threads only)."""
     group_by: Literal["none", "namespace", "memory"] | None = None
     """none: one task per node; namespace: one per top-level namespace; memory: nodes joined by in-memory datasets form one task. Default: memory under dask, else none."""
     dask: DaskOptions = Field(default_factory=DaskOptions)
     """The cluster for `task_runner: dask`."""
-    retries: int = Field(default=0, ge=0)
+    retries: int = Field(default=0, ge=0, le=MAX_RETRIES)
     """Prefect task retries of a failed node."""
-    retry_delay_seconds: float = Field(default=0, ge=0)
+    retry_delay_seconds: float = Field(default=0, ge=0, le=MAX_INTERVAL_SECONDS)
     """Seconds between retries."""
-    timeout_seconds: float | None = Field(default=None, gt=0)
+    timeout_seconds: float | None = Field(default=None, gt=0, le=MAX_INTERVAL_SECONDS)
     """A node (task) running longer fails; null: no limit."""
     node_tags: dict[str, TaskOptions] = Field(default_factory=dict)
     """Per Kedro node tag: retries, retry_delay_seconds, timeout_seconds; the largest value of matching tags wins. E.g. {flaky: {retries: 3}}."""

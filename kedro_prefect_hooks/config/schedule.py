@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import zoneinfo
 from typing import Any
 
@@ -10,6 +11,11 @@ from pydantic import Field, field_validator, model_validator
 
 from kedro_prefect_hooks.compat import prefect_cron_problem
 from kedro_prefect_hooks.config.base import MAX_INTERVAL_SECONDS, _Model
+
+
+@functools.cache
+def _server_timezones() -> frozenset[str]:
+    return frozenset(z for z in zoneinfo.available_timezones() if "localtime" not in z)
 
 
 class Schedule(_Model):
@@ -64,12 +70,10 @@ class Schedule(_Model):
     @field_validator("timezone")
     @classmethod
     def _valid_timezone(cls, value: str) -> str:
-        try:
-            zoneinfo.ZoneInfo(value)
-        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-            raise ValueError(
-                f"unknown timezone {value!r}; use an IANA name such as 'UTC' or 'Europe/Paris'"
-            ) from None
+        """The names Prefect's server takes: zoneinfo's available ones (not `posixrules`,
+        `right/...`, `posix/...` or `localtime`, which zoneinfo alone would open)."""
+        if value not in _server_timezones():
+            raise ValueError(f"unknown timezone {value!r}; use an IANA name such as 'UTC' or 'Europe/Paris'")
         return value
 
     def to_api(self) -> dict[str, Any]:

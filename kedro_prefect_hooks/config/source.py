@@ -10,7 +10,12 @@ from pydantic import field_validator, model_validator
 
 from kedro_prefect_hooks.config.base import _Model
 
-_BLOCK_REFERENCE = re.compile(r"^[a-z0-9-]+/[A-Za-z0-9_-][A-Za-z0-9_.-]*$")
+# Prefect's block type slugs and block document names: lowercase letters, digits and dashes.
+_BLOCK_NAME = re.compile(r"^[a-z0-9-]+$")
+_SECRET_HINT = (
+    "the URL holds credentials, which would be stored in the deployment for anyone "
+    "to read; put the token in a Prefect Secret block and name it in `access_token_secret`"
+)
 
 
 class GitSource(_Model):
@@ -32,12 +37,20 @@ class GitSource(_Model):
     @field_validator("url")
     @classmethod
     def _no_secret_in_url(cls, value: str) -> str:
-        parts = urlsplit(value)
-        if parts.password or (parts.username and parts.scheme in ("http", "https")):
+        """No user info with a password, no user name over http(s), no query or fragment at all:
+        a git URL needs none of them, and a token in any of them would be stored in the
+        pull step and the owner label."""
+        try:
+            parts = urlsplit(value)
+            parts.port  # noqa: B018  (raises ValueError for a bad port)
+        except ValueError:
             raise ValueError(
-                "the URL holds credentials, which would be stored in the deployment for anyone "
-                "to read; put the token in a Prefect Secret block and name it in `access_token_secret`"
-            )
+                "it cannot be parsed as a URL; e.g. https://github.com/acme/project.git"
+            ) from None
+        if parts.password or (parts.username and parts.scheme in ("http", "https")):
+            raise ValueError(_SECRET_HINT)
+        if parts.scheme and (parts.query or parts.fragment or "?" in value or "#" in value):
+            raise ValueError(f"{_SECRET_HINT} (a git URL has no query string or fragment)")
         if not (
             parts.scheme in ("https", "http", "ssh", "file", "git") or re.match(r"^[\w.-]+@[\w.-]+:", value)
         ):
@@ -47,9 +60,27 @@ class GitSource(_Model):
     @field_validator("credentials")
     @classmethod
     def _block_reference(cls, value: str | None) -> str | None:
-        if value is not None and not _BLOCK_REFERENCE.match(value):
+        if value is None:
+            return None
+        block_type, slash, name = value.partition("/")
+        if not slash:
             raise ValueError(
                 f"{value!r} is not a block reference; write '<block-type>/<name>', e.g. 'github-credentials/acme-repo'"
+            )
+        if not (_BLOCK_NAME.match(block_type) and _BLOCK_NAME.match(name)):
+            raise ValueError(
+                f"{value!r}: Prefect block types and names hold only lowercase letters, digits and "
+                "dashes, e.g. 'github-credentials/acme-repo'"
+            )
+        return value
+
+    @field_validator("access_token_secret")
+    @classmethod
+    def _secret_name(cls, value: str | None) -> str | None:
+        if value is not None and not _BLOCK_NAME.match(value):
+            raise ValueError(
+                f"{value!r}: Prefect Secret block names hold only lowercase letters, digits and dashes, "
+                "e.g. 'acme-git-token'"
             )
         return value
 

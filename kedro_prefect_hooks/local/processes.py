@@ -2,7 +2,8 @@
 
 A record is a small JSON file under `<project>/.kedro-prefect/`. It is trusted only
 while its process is alive *and* still is the process we started (its command line
-carries a marker), so a record left by a reboot or a reused pid is replaced.
+carries a marker), so a record left by a reboot or a reused pid is replaced, and a
+pid that is not ours (0, 1, a stranger's) is never signalled.
 """
 
 from __future__ import annotations
@@ -16,9 +17,11 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TypeGuard
+from typing import Any, TypeGuard
 
-STATE_DIR = ".kedro-prefect"
+from kedro_prefect_hooks.local.state import STATE_DIR, ensure_private, read_state, state_dir, write_private
+
+__all__ = ["STATE_DIR", "Record", "ensure_private", "state_dir", "write_private"]
 
 
 @dataclass(frozen=True)
@@ -27,36 +30,25 @@ class Record:
     marker: str  # a string in the process's command line
     log: str
     url: str = ""
+    name: str = ""  # what the process serves, e.g. the work pool: file names may be shortened
 
 
-def state_dir(project_path: Path) -> Path:
-    return Path(project_path) / STATE_DIR
-
-
-def ensure_private(folder: Path) -> Path:
-    """`folder`, created if needed, readable by its owner only: it holds the local
-    server's database, logs that may quote settings, and process records."""
-    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-    if folder.stat().st_mode & 0o077:
-        folder.chmod(0o700)  # made by an earlier version, or by a loose umask
-    return folder
-
-
-def write_private(path: Path, text: str) -> None:
-    """Write `path` atomically, owner-only, in an owner-only folder."""
-    ensure_private(path.parent)
-    temporary = path.with_suffix(".tmp")
-    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(descriptor, "w") as handle:
-        handle.write(text)
-    temporary.replace(path)
+def _record_problem(data: Any) -> str | None:
+    if not isinstance(data, dict) or set(data) - {"pid", "marker", "log", "url", "name"}:
+        return "not a process record"
+    pid = data.get("pid")
+    if not isinstance(pid, int) or isinstance(pid, bool) or pid <= 1:
+        return f"pid {pid!r} is not a process this plugin started"
+    if not isinstance(data.get("marker"), str) or not data["marker"].strip():
+        return "no command-line marker"
+    if not all(isinstance(data.get(key, ""), str) for key in ("log", "url", "name")):
+        return "log, url and name must be text"
+    return None
 
 
 def read_record(path: Path) -> Record | None:
-    try:
-        return Record(**json.loads(path.read_text()))
-    except (OSError, ValueError, TypeError):
-        return None
+    data = read_state(path, _record_problem)
+    return Record(**data) if data is not None else None
 
 
 def write_record(path: Path, record: Record) -> None:
@@ -65,23 +57,34 @@ def write_record(path: Path, record: Record) -> None:
 
 def is_running(record: Record | None) -> TypeGuard[Record]:
     """Alive, and still our process: not a zombie, and its command line has the marker."""
-    if record is None:
+    if record is None or record.pid <= 1:  # 0 and negative pids name process groups, 1 is init
         return False
     try:
         os.kill(record.pid, 0)
-    except ProcessLookupError:
+    except (ProcessLookupError, PermissionError):  # gone, or someone else's process now holds that pid
         return False
-    except PermissionError:
-        return False  # someone else's process now holds that pid
-    proc = Path(f"/proc/{record.pid}")
-    if not proc.exists():  # no procfs (macOS): the signal check is all we have
-        return True
-    try:
-        state = (proc / "stat").read_text().rsplit(")", 1)[1].split()[0]
-        cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-    except OSError:
-        return False
-    return state != "Z" and record.marker in cmdline
+    command = command_line(record.pid)
+    return command is not None and record.marker in command
+
+
+def command_line(pid: int) -> str | None:
+    """The live (not zombie) process's command line, its arguments joined by spaces; None if unknown."""
+    if Path("/proc/self").exists():
+        proc = Path(f"/proc/{pid}")
+        try:
+            state = (proc / "stat").read_text().rsplit(")", 1)[1].split()[0]
+            command = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except (OSError, IndexError):
+            return None
+        return None if state == "Z" else command
+    try:  # no procfs (macOS): ask ps
+        found = subprocess.run(
+            ["ps", "-o", "stat=,command=", "-p", str(pid)], capture_output=True, text=True, timeout=5
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    state, _, command = found.partition(" ")
+    return None if not found or state.startswith("Z") else command
 
 
 @contextmanager
@@ -98,8 +101,14 @@ def file_lock(path: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def start_detached(command: list[str], log_path: Path, cwd: Path, env: dict[str, str]) -> int:
-    """Start `command` in its own session, so it outlives the Kedro command and its Ctrl-C."""
+def start_detached(command: list[str], log_path: Path, cwd: Path, env: dict[str, str]) -> subprocess.Popen:
+    """Start `command` in its own session, so it outlives the Kedro command and its Ctrl-C.
+
+    While the caller waits for it to come up, `poll()` of the returned process tells
+    whether it lives: right after the start, /proc/<pid>/cmdline can still be empty on a
+    busy machine (the kernel sets it up after Popen has returned), so the marker check
+    of `is_running` would call a live process dead.
+    """
     ensure_private(log_path.parent)
     with open(os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600), "ab") as log:
         process = subprocess.Popen(
@@ -112,7 +121,7 @@ def start_detached(command: list[str], log_path: Path, cwd: Path, env: dict[str,
             start_new_session=True,
             preexec_fn=sigint_reset(),
         )
-    return process.pid
+    return process
 
 
 def sigint_reset() -> Callable[[], None] | None:
@@ -155,6 +164,8 @@ def stop(record: Record, timeout: float = 15) -> str:
 
 
 def _signal_group(pid: int, sig: int) -> None:
+    if pid <= 1:  # never a group, never init (is_running already refused such a record)
+        return
     try:
         os.killpg(pid, sig)  # started with start_new_session: pid is the group id
     except (ProcessLookupError, PermissionError):

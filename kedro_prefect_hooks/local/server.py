@@ -23,10 +23,10 @@ from kedro_prefect_hooks.local.processes import (
     is_running,
     read_record,
     start_detached,
-    state_dir,
     stop,
     write_record,
 )
+from kedro_prefect_hooks.local.state import state_dir
 
 
 def free_port() -> int:
@@ -177,11 +177,13 @@ def start_local_server(project_path: Path, port: int | None = None, wait: float 
         home = state_dir(project_path) / "prefect-home"
         home.mkdir(parents=True, exist_ok=True)
         log = state_dir(project_path) / "server.log"
-        pid = start_detached(_server_command(port), log, project_path, _server_env(home, port, ui=True))
-        record = Record(pid=pid, marker=f"--port {port} ", log=str(log), url=f"http://127.0.0.1:{port}/api")
+        process = start_detached(_server_command(port), log, project_path, _server_env(home, port, ui=True))
+        record = Record(
+            pid=process.pid, marker=f"--port {port} ", log=str(log), url=f"http://127.0.0.1:{port}/api"
+        )
         write_record(path, record)
     try:
-        _wait_healthy(record.url, lambda: is_running(record), log, wait)
+        _wait_healthy(record.url, lambda: process.poll() is None, log, wait)
     except RuntimeError:
         stop(record, timeout=5)
         path.unlink(missing_ok=True)

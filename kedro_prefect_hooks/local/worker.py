@@ -8,10 +8,11 @@ credentials, a broken install) is a warning with its last log lines.
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 import time
 from pathlib import Path
-from urllib.parse import quote, unquote
+from urllib.parse import unquote
 
 from kedro_prefect_hooks.config import WorkerOptions
 from kedro_prefect_hooks.local.processes import (
@@ -20,10 +21,10 @@ from kedro_prefect_hooks.local.processes import (
     is_running,
     read_record,
     start_detached,
-    state_dir,
     stop,
     write_record,
 )
+from kedro_prefect_hooks.local.state import file_name, state_dir
 from kedro_prefect_hooks.registration.api import PrefectApi
 from kedro_prefect_hooks.registration.connection import ApiSettings, PrefectApiError
 
@@ -38,8 +39,9 @@ class WorkerStartError(RuntimeError):
 
 
 def record_path(project_path: Path, pool: str) -> Path:
-    """Pool names may hold any character Prefect allows; on disk they are %-encoded."""
-    return state_dir(project_path) / f"worker-{quote(pool, safe='')}.json"
+    """Pool names may hold any character Prefect allows; on disk they are %-encoded, and a long
+    one is shortened with a hash (file names have 255 bytes): the record holds the full name."""
+    return state_dir(project_path) / file_name(f"worker-{pool}", ".json")
 
 
 def worker_command(package: str, pool: str, options: WorkerOptions) -> list[str]:
@@ -109,19 +111,28 @@ def _start(
     project_path: Path, package: str, pool: str, options: WorkerOptions, api: ApiSettings, path: Path
 ) -> tuple[Record, bool]:
     """Start the worker, record it, and wait until Prefect lists it online: (record, online)."""
-    log = state_dir(project_path) / f"worker-{quote(pool, safe='')}.log"
-    pid = start_detached(worker_command(package, pool, options), log, project_path, worker_env(api, options))
-    record = Record(pid=pid, marker=worker_name(package, pool), log=str(log), url=api.url)
+    log = state_dir(project_path) / file_name(f"worker-{pool}", ".log")
+    process = start_detached(
+        worker_command(package, pool, options), log, project_path, worker_env(api, options)
+    )
+    record = Record(pid=process.pid, marker=worker_name(package, pool), log=str(log), url=api.url, name=pool)
     write_record(path, record)
-    return record, _wait_online(record, api, pool, worker_name(package, pool), options.start_wait_seconds)
+    online = _wait_online(process, record, api, pool, worker_name(package, pool), options.start_wait_seconds)
+    return record, online
 
 
-def _wait_online(record: Record, api: ApiSettings, pool: str, name: str, wait: float) -> bool:
-    """Until Prefect lists the worker ONLINE; raises WorkerStartError if its process ends first."""
+def _wait_online(
+    process: subprocess.Popen, record: Record, api: ApiSettings, pool: str, name: str, wait: float
+) -> bool:
+    """Until Prefect lists the worker ONLINE; raises WorkerStartError if its process ends first.
+
+    Whether it lives is asked of the process itself (we started it), not of /proc: its
+    command line may not be readable yet.
+    """
     client = PrefectApi(api, timeout=5)
     deadline = time.monotonic() + wait
     while time.monotonic() < deadline:
-        if not is_running(record):
+        if process.poll() is not None:
             log = Path(record.log)
             tail = log.read_text(errors="replace").strip().splitlines()[-3:] if log.exists() else []
             raise WorkerStartError(
@@ -143,7 +154,7 @@ def running_workers(project_path: Path) -> dict[str, Record]:
     for path in sorted(state_dir(project_path).glob("worker-*.json")):
         record = read_record(path)
         if is_running(record):
-            found[unquote(path.stem.removeprefix("worker-"))] = record
+            found[record.name or unquote(path.stem.removeprefix("worker-"))] = record
     return found
 
 

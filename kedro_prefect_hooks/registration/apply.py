@@ -16,22 +16,19 @@ from typing import Any
 
 from kedro_prefect_hooks.compat import import_prefect
 from kedro_prefect_hooks.config import PrefectConfig
-from kedro_prefect_hooks.local.processes import state_dir, write_private
+from kedro_prefect_hooks.local.state import is_text_map, read_state, state_dir, write_private
 from kedro_prefect_hooks.project import KedroProject
-from kedro_prefect_hooks.registration.api import ApiRefused, PrefectApi
+from kedro_prefect_hooks.registration.api import ApiRefused, OutOfTime, PrefectApi
 from kedro_prefect_hooks.registration.automations import (
-    CHAIN_PREFIX,
-    CRASH_AUTOMATION,
-    chain_automation,
-    chain_matches,
-    crash_automation,
     crash_detection,
+    keep_crash_automation,
+    reconcile_chains,
 )
 from kedro_prefect_hooks.registration.compare import FIX_CLASH, Change, compare
 from kedro_prefect_hooks.registration.connection import ApiSettings, PrefectApiError
+from kedro_prefect_hooks.registration.ownership import CHECKOUT_LABEL, checkout, is_ours
 from kedro_prefect_hooks.registration.plan import (
     MANAGED_TAG,
-    OWNER_LABEL,
     DesiredDeployment,
     bookkeeping_variable,
     desired_deployments,
@@ -39,7 +36,7 @@ from kedro_prefect_hooks.registration.plan import (
     ownership_tags,
     set_fingerprint,
 )
-from kedro_prefect_hooks.registration.refusals import RefusalRecord
+from kedro_prefect_hooks.registration.refusals import RefusalRecord, is_definitive
 from kedro_prefect_hooks.version import __version__
 
 logger = logging.getLogger(__name__)
@@ -55,6 +52,7 @@ class Outcome:
     created_automation: str | None = None
     chains: list[str] = field(default_factory=list)  # deployment triggers (re)created
     ids: dict[str, str] = field(default_factory=dict)  # "<flow>/<name>" -> id, of this owner's deployments
+    compared: bool = False  # the server's deployments were read: from here on, writes may happen
 
     def summary(self) -> str:
         """One line on what was written; empty when nothing was."""
@@ -80,6 +78,14 @@ class PartialRegistration(PrefectApiError):
     """Some deployments were written and the server refused others; the message names each."""
 
 
+class RefusedBefore(PrefectApiError):
+    """Nothing sent: the server refused this very configuration in an earlier session."""
+
+
+class RegistrationStopped(PrefectApiError):
+    """The API failed or answered too slowly partway; the message says what was and was not written."""
+
+
 def register(
     config: PrefectConfig,
     project: KedroProject,
@@ -89,27 +95,56 @@ def register(
     retry_refused: bool = False,
     take_over: bool = False,
     parameters: dict[str, dict[str, Any]] | None = None,
+    budget: float | None = None,
 ) -> Outcome:
     """Write the selected pipelines' deployments that changed; prune the deselected ones if asked.
 
     The plan is built (and any config error raised) before the first request. A set
     the server refused is not sent again by later sessions until it changes, or
     `retry_refused` (the `kedro prefect register` command) asks for it. Deployments
-    another owner registered are left alone unless `take_over`.
+    another owner registered are left alone unless `take_over`. With a `budget` (a
+    session's), the API may cost at most that many seconds more than a healthy server
+    takes: past it, or when the API fails partway, RegistrationStopped says what was done.
     """
     prune = config.prune if prune is None else prune
     heartbeats = crash_detection(config, api)
     desired = desired_deployments(config, project, pipelines, heartbeats, parameters)
+    client = PrefectApi(api, config.timeout, budget)
+    outcome = Outcome()
+    try:
+        return _register(
+            config, project, desired, client, outcome, prune, retry_refused, take_over, heartbeats
+        )
+    except (PartialRegistration, RefusedBefore):
+        raise
+    except PrefectApiError as exc:
+        wrote = outcome.written or outcome.created_work_pools or outcome.created_automation
+        if wrote or isinstance(exc, OutOfTime):
+            raise _stopped(desired, outcome, exc) from None
+        raise  # nothing written: "nothing registered" and the cause say it all
+
+
+def _register(
+    config: PrefectConfig,
+    project: KedroProject,
+    desired: list[DesiredDeployment],
+    client: PrefectApi,
+    outcome: Outcome,
+    prune: bool,
+    retry_refused: bool,
+    take_over: bool,
+    heartbeats: bool,
+) -> Outcome:
     ours = owner(config, project)
-    client = PrefectApi(api, config.timeout)
     record_name = bookkeeping_variable(project)
     state = set_fingerprint(desired)
     bookkeeping = {"fingerprint": state, "owner": ours, "prune": prune}
     if not take_over and _current(client, record_name, bookkeeping, desired, project):
-        return Outcome(unchanged=[d.full_name for d in desired])
-    refusals = RefusalRecord(project.path, api.url)
+        outcome.unchanged = [d.full_name for d in desired]
+        return outcome
+    refusals = RefusalRecord(project.path, client.settings.url)
     if not retry_refused and (refused := refusals.earlier(state)):
-        raise PrefectApiError(
+        raise RefusedBefore(
             f"nothing sent: the server refused this same configuration before ({refused}). "
             "Fix prefect.yml, or send it again with `kedro prefect register`."
         )
@@ -118,26 +153,45 @@ def register(
         sorted({d.flow_name for d in desired}), sorted({d.name for d in desired})
     )
     changes = compare(desired, existing, ours, project, take_over)
-    outcome = Outcome(
-        unchanged=[c.full_name for c in changes if c.action == "unchanged"],
-        clashes=[c for c in changes if c.action == "clash"],
-    )
+    outcome.compared = True
+    outcome.unchanged = [c.full_name for c in changes if c.action == "unchanged"]
+    outcome.clashes = [c for c in changes if c.action == "clash"]
     outcome.ids = {c.full_name: c.current["id"] for c in changes if c.current and c.action == "unchanged"}
     to_write = [c.deployment for c in changes if c.action in ("create", "update") and c.deployment]
-    failed = _write(project.path, config, client, to_write, outcome, heartbeats) if to_write else {}
+    failed = _write(project, config, client, to_write, outcome, heartbeats) if to_write else {}
     if failed:
         refusals.remember(state, "; ".join(f"{n}: {why}" for n, why in failed.items()))
         raise PartialRegistration(
-            f"registered {', '.join(outcome.written) or 'nothing'}; the server at {api.url} refused "
-            + "; ".join(f"{name} ({why})" for name, why in failed.items())
+            f"registered {', '.join(outcome.written) or 'nothing'}; the server at {client.settings.url} "
+            "refused " + "; ".join(f"{name} ({why})" for name, why in failed.items())
         )
     refusals.forget()
-    outcome.chains = _reconcile_chains(client, desired, outcome.ids, project)
+    outcome.chains = reconcile_chains(client, desired, outcome.ids, ownership_tags(project))
     if prune:
         outcome.pruned = _prune(client, desired, project, ours)
     if not outcome.clashes:
         client.set_variable(record_name, bookkeeping, [MANAGED_TAG])
     return outcome
+
+
+def _stopped(desired: list[DesiredDeployment], outcome: Outcome, exc: PrefectApiError) -> RegistrationStopped:
+    """What a registration cut short did and did not do, and how it gets finished."""
+    register_now = (
+        " (`kedro prefect register` waits as long as the server needs)" if isinstance(exc, OutOfTime) else ""
+    )
+    if not outcome.compared:
+        return RegistrationStopped(f"nothing registered: {exc}; the next session tries again{register_now}")
+    finished = set(outcome.written) | set(outcome.unchanged) | {c.full_name for c in outcome.clashes}
+    missing = [d.full_name for d in desired if d.full_name not in finished]
+    done = f"registered {_some(outcome.written)}" if outcome.written else "nothing written"
+    left = f"not written: {_some(missing)}" if missing else "triggers, pruning and bookkeeping not done"
+    return RegistrationStopped(f"{done}; {left}; {exc}; the next session writes the rest{register_now}")
+
+
+def _some(names: list[str], shown: int = 5) -> str:
+    """A few names, and how many more: a first registration may have hundreds."""
+    more = f" and {len(names) - shown} more" if len(names) > shown else ""
+    return ", ".join(names[:shown]) + more
 
 
 def _current(
@@ -160,32 +214,38 @@ def _current(
 
 
 def _write(
-    project_path: Path,
+    project: KedroProject,
     config: PrefectConfig,
     client: PrefectApi,
     deployments: list[DesiredDeployment],
     outcome: Outcome,
     heartbeats: bool,
 ) -> dict[str, str]:
-    """Write `deployments` (pools and job variables checked first); returns the refused ones with why."""
+    """Write `deployments` (pools and job variables checked first); returns the refused ones with why.
+
+    Only a definitive refusal (a 4xx judging the body) is a refusal; any other failure stops
+    the writes and is raised.
+    """
     missing_pools = _check_pools(config, client, deployments)
     for pool in missing_pools:
         if client.create_process_pool(pool, _process_pool_template()):
             outcome.created_work_pools.append(pool)
-    if heartbeats and client.ensure_automation(CRASH_AUTOMATION, crash_automation):
-        outcome.created_automation = CRASH_AUTOMATION
+    outcome.created_automation = keep_crash_automation(client, heartbeats)
     flow_ids = {name: client.ensure_flow(name) for name in sorted({d.flow_name for d in deployments})}
-    schema = _flow_parameter_schema(project_path)
+    schema = _flow_parameter_schema(project.path)
     failed: dict[str, str] = {}
     for deployment in deployments:
         body = {
             **deployment.body,
+            "labels": {**deployment.body["labels"], CHECKOUT_LABEL: checkout(project)},
             "flow_id": flow_ids[deployment.flow_name],
             "parameter_openapi_schema": deployment.parameter_schema(schema),
         }
         try:
             written = client.upsert_deployment(body)
         except ApiRefused as exc:  # this deployment only: the others may still be written
+            if not is_definitive(exc.status):
+                raise
             failed[deployment.full_name] = exc.detail
             continue
         outcome.written.append(deployment.full_name)
@@ -227,40 +287,6 @@ def _check_pools(
     return missing
 
 
-def _reconcile_chains(
-    client: PrefectApi, desired: list[DesiredDeployment], ids: dict[str, str], project: KedroProject
-) -> list[str]:
-    """Deployment triggers from `after`: created, replaced when an id changed, deleted when gone.
-
-    Only triggers that run this owner's deployments are touched. Returns those created.
-    """
-    tags = ownership_tags(project)
-    wanted = {
-        body["name"]: body
-        for d in desired
-        if d.full_name in ids
-        for upstream in d.after
-        if upstream in ids
-        for body in [chain_automation(d.full_name, ids[d.full_name], upstream, ids[upstream], tags)]
-    }
-    ours = set(ids.values())
-    existing = {}
-    for automation in client.automations_tagged(tags):
-        targets = {a.get("deployment_id") for a in automation.get("actions") or []}
-        if not automation["name"].startswith(CHAIN_PREFIX) or not targets & ours:
-            continue
-        if automation["name"] in wanted and chain_matches(automation, wanted[automation["name"]]):
-            existing[automation["name"]] = automation
-        else:
-            client.delete_automation(automation["id"])
-    created = []
-    for name, body in wanted.items():
-        if name not in existing:
-            client.create_automation(body)
-            created.append(name.removeprefix(CHAIN_PREFIX))
-    return created
-
-
 def _prune(
     client: PrefectApi, desired: list[DesiredDeployment], project: KedroProject, ours: str
 ) -> list[str]:
@@ -268,7 +294,7 @@ def _prune(
     wanted = {d.name for d in desired}
     pruned = []
     for deployment in client.deployments_tagged(ownership_tags(project)):
-        if (deployment.get("labels") or {}).get(OWNER_LABEL) == ours and deployment["name"] not in wanted:
+        if deployment["name"] not in wanted and is_ours(deployment, ours, project):
             client.delete_automations_owned_by(f"prefect.deployment.{deployment['id']}")
             client.delete_deployment(deployment["id"])
             pruned.append(deployment["name"])
@@ -296,7 +322,7 @@ def preview(
         changes += [
             Change(d["name"], "prune", current=d)
             for d in client.deployments_tagged(ownership_tags(project))
-            if (d.get("labels") or {}).get(OWNER_LABEL) == ours and d["name"] not in wanted
+            if d["name"] not in wanted and is_ours(d, ours, project)
         ]
     return changes
 
@@ -316,12 +342,9 @@ def _flow_parameter_schema(project_path: Path) -> dict[str, Any]:
     """
     key = f"{__version__}|{_installed_version('prefect')}"
     cache = state_dir(project_path) / "flow-schema.json"
-    try:
-        cached = json.loads(cache.read_text())
-        if cached.get("key") == key:
-            return cached["schema"]
-    except (OSError, ValueError, KeyError, TypeError):
-        pass
+    cached = read_state(cache, _schema_problem)
+    if cached is not None and cached["key"] == key:
+        return cached["schema"]
     import_prefect()
     from prefect.utilities.callables import parameter_schema
 
@@ -330,6 +353,15 @@ def _flow_parameter_schema(project_path: Path) -> dict[str, Any]:
     schema = parameter_schema(kedro_pipeline).model_dump(exclude_unset=True)
     write_private(cache, json.dumps({"key": key, "schema": schema}))
     return schema
+
+
+def _schema_problem(data: Any) -> str | None:
+    if not (isinstance(data, dict) and set(data) == {"key", "schema"} and isinstance(data["key"], str)):
+        return "not a key and a schema"
+    schema = data["schema"]
+    if not (isinstance(schema, dict) and is_text_map(schema.get("properties"), dict)):
+        return "the schema has no properties"
+    return None
 
 
 def _installed_version(distribution: str) -> str:

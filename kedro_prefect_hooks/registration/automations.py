@@ -1,29 +1,46 @@
-"""Automations the plugin keeps on the server: marking runs CRASHED when their heartbeats stop."""
+"""Automations the plugin keeps on the server: marking runs CRASHED when their heartbeats stop,
+and the deployment triggers that chain pipelines (`after`)."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kedro_prefect_hooks.config import PrefectConfig
-from kedro_prefect_hooks.registration.connection import LOCAL_SERVER, ApiSettings
-from kedro_prefect_hooks.registration.plan import HEARTBEAT_SECONDS, MANAGED_TAG
+from kedro_prefect_hooks.registration.connection import ApiSettings
+from kedro_prefect_hooks.registration.plan import (
+    HEARTBEAT_SECONDS,
+    HEARTBEAT_TAG,
+    MANAGED_TAG,
+    DesiredDeployment,
+)
+
+if TYPE_CHECKING:
+    from kedro_prefect_hooks.registration.api import PrefectApi
 
 CRASH_AUTOMATION = "kedro-prefect-hooks: mark runs crashed after 90 s without a heartbeat"
 
 
 def crash_detection(config: PrefectConfig, api: ApiSettings) -> bool:
-    """Whether runs send frequent heartbeats and the server marks silent ones CRASHED."""
+    """Whether runs send frequent heartbeats and the server marks silent ones CRASHED.
+
+    `auto`: when the API is this project's own local server, however its URL was found.
+    """
     if config.mark_crashed_runs == "auto":
-        return api.source == LOCAL_SERVER
+        return api.local_server
     return config.mark_crashed_runs
 
 
 def crash_automation() -> dict[str, Any]:
-    """Prefect's documented zombie-run automation, limited to runs of this plugin's deployments."""
+    """Prefect's documented zombie-run automation, limited to the runs that beat every 30 s.
+
+    Those carry HEARTBEAT_TAG (their deployments do); runs of deployments that did not opt
+    in beat every 180 s, and 90 s of silence says nothing about them.
+    """
     return {
         "name": CRASH_AUTOMATION,
-        "description": "Created by kedro-prefect-hooks: runs of its deployments send a heartbeat "
-        f"every {HEARTBEAT_SECONDS} s; one silent for 90 s (worker or machine gone) is marked CRASHED.",
+        "description": "Created by kedro-prefect-hooks: runs tagged "
+        f"{HEARTBEAT_TAG} send a heartbeat every {HEARTBEAT_SECONDS} s; one silent for 90 s "
+        "(worker or machine gone) is marked CRASHED. Runs without the tag are never judged.",
         "enabled": True,
         "tags": [MANAGED_TAG],
         "trigger": {
@@ -31,7 +48,7 @@ def crash_automation() -> dict[str, Any]:
             "match": {"prefect.resource.id": "prefect.flow-run.*"},
             "match_related": {
                 "prefect.resource.role": "tag",
-                "prefect.resource.id": f"prefect.tag.{MANAGED_TAG}",
+                "prefect.resource.id": f"prefect.tag.{HEARTBEAT_TAG}",
             },
             "after": ["prefect.flow-run.heartbeat"],
             "expect": ["prefect.flow-run.*"],
@@ -48,6 +65,24 @@ def crash_automation() -> dict[str, Any]:
             }
         ],
     }
+
+
+def keep_crash_automation(client: PrefectApi, heartbeats: bool) -> str | None:
+    """Create the automation if this registration needs it; correct one that judges other runs.
+
+    Any registration (opted in or not) corrects an automation an earlier version made, which
+    matched every run of the plugin's deployments: on a shared server it would mark healthy
+    runs of projects that opted out CRASHED. Returns the name when created.
+    """
+    found = client.automations_named(CRASH_AUTOMATION)
+    wanted = crash_automation()
+    for automation in found:
+        if (automation.get("trigger") or {}).get("match_related") != wanted["trigger"]["match_related"]:
+            client.replace_automation(automation["id"], wanted)
+    if heartbeats and not found:
+        client.create_automation(wanted)
+        return CRASH_AUTOMATION
+    return None
 
 
 CHAIN_PREFIX = "kedro-prefect-hooks: run "
@@ -101,3 +136,36 @@ def chain_matches(existing: dict[str, Any], wanted: dict[str, Any]) -> bool:
         and [a.get("deployment_id") for a in actions] == [wanted["actions"][0]["deployment_id"]]
         and existing.get("enabled", True)
     )
+
+
+def reconcile_chains(
+    client: PrefectApi, desired: list[DesiredDeployment], ids: dict[str, str], tags: list[str]
+) -> list[str]:
+    """Deployment triggers from `after`: created, replaced when an id changed, deleted when gone.
+
+    Only triggers that run this owner's deployments are touched. Returns those created.
+    """
+    wanted = {
+        body["name"]: body
+        for d in desired
+        if d.full_name in ids
+        for upstream in d.after
+        if upstream in ids
+        for body in [chain_automation(d.full_name, ids[d.full_name], upstream, ids[upstream], tags)]
+    }
+    ours = set(ids.values())
+    existing = {}
+    for automation in client.automations_tagged(tags):
+        targets = {a.get("deployment_id") for a in automation.get("actions") or []}
+        if not automation["name"].startswith(CHAIN_PREFIX) or not targets & ours:
+            continue
+        if automation["name"] in wanted and chain_matches(automation, wanted[automation["name"]]):
+            existing[automation["name"]] = automation
+        else:
+            client.delete_automation(automation["id"])
+    created = []
+    for name, body in wanted.items():
+        if name not in existing:
+            client.create_automation(body)
+            created.append(name.removeprefix(CHAIN_PREFIX))
+    return created

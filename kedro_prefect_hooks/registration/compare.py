@@ -1,8 +1,9 @@
 """What registering would change, deployment by deployment: the desired state against the server's.
 
-A deployment is this session's to write only if its owner label names this project,
-env and code location. Deployments made by kedro-prefect-hooks 0.1 (no label, the
-project's and env's tags) count as this project's, so upgrading takes them over once.
+A deployment is this session's to write only if its owner is this session's (ownership.py:
+project, env, and the repository, directory source or checkout; a release keeps them).
+Deployments made by kedro-prefect-hooks 0.1 (no label, the project's and env's tags) count
+as this project's, so upgrading takes them over once.
 """
 
 from __future__ import annotations
@@ -11,17 +12,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from kedro_prefect_hooks.project import KedroProject
-from kedro_prefect_hooks.registration.plan import (
-    FINGERPRINT_LABEL,
-    MANAGED_TAG,
-    OWNER_LABEL,
-    DesiredDeployment,
-    ownership_tags,
-)
+from kedro_prefect_hooks.registration.ownership import CHECKOUT_LABEL, is_ours
+from kedro_prefect_hooks.registration.ownership import owner_of as owner_of
+from kedro_prefect_hooks.registration.plan import FINGERPRINT_LABEL, DesiredDeployment
 
 FIX_CLASH = (
-    "give this env or checkout its own names (e.g. names.deployment: '{pipeline}-{env}'), "
-    "or take them over with `kedro prefect register --take-over`"
+    "to share the server, give this env or checkout its own names (e.g. names.deployment: "
+    "'{pipeline}-{env}'); to make them this one's, `kedro prefect register --take-over`"
 )
 
 
@@ -41,18 +38,6 @@ class Change:
         return f"{self.action:9s} {self.full_name}{detail}"
 
 
-def owner_of(current: dict[str, Any], project: KedroProject) -> str:
-    """The owner recorded on a deployment on the server."""
-    labels = current.get("labels") or {}
-    if OWNER_LABEL in labels:
-        return str(labels[OWNER_LABEL])
-    if set(ownership_tags(project)) <= set(current.get("tags") or []):
-        return "legacy"  # registered by kedro-prefect-hooks 0.1 for this project and env
-    if MANAGED_TAG in (current.get("tags") or []):
-        return "another project or env of kedro-prefect-hooks 0.1"
-    return "someone else (not registered by kedro-prefect-hooks)"
-
-
 def compare(
     desired: list[DesiredDeployment],
     existing: dict[tuple[str, str], dict[str, Any]],
@@ -67,8 +52,8 @@ def compare(
         if current is None:
             changes.append(Change(deployment.full_name, "create", deployment))
             continue
-        their_owner = owner_of(current, project)
-        if their_owner not in (owner, "legacy") and not take_over:
+        if not take_over and not is_ours(current, owner, project):
+            their_owner = owner_of(current, project)
             changes.append(
                 Change(deployment.full_name, "clash", deployment, owner=their_owner, current=current)
             )
@@ -90,7 +75,7 @@ def differences(body: dict[str, Any], current: dict[str, Any]) -> tuple[str, ...
             return {
                 k: v
                 for k, v in (value or {}).items()
-                if k != FINGERPRINT_LABEL and not k.startswith("prefect.")
+                if k not in (FINGERPRINT_LABEL, CHECKOUT_LABEL) and not k.startswith("prefect.")
             }
         if key == "schedules":
             return [(s["schedule"], s.get("active", True)) for s in value or []]

@@ -38,6 +38,7 @@ class ApiSettings:
     source: str  # where the URL came from, for messages; LOCAL_SERVER for this project's own server
     auth_string: str | None = field(default=None, repr=False)
     api_key: str | None = field(default=None, repr=False)
+    local_server: bool = False  # the API is this project's `kedro prefect server start`, however found
 
     @property
     def headers(self) -> dict[str, str]:
@@ -119,6 +120,21 @@ def _check_credentials(settings: ApiSettings, scheme: str, host: str) -> None:
             f"refusing to send PREFECT_API_KEY over plain http to {host} ({settings.source}): "
             "anyone on the network could read it; use an https:// URL"
         )
+
+
+def same_api(a: str, b: str) -> bool:
+    """Whether two API URLs name the same server: loopback names alike, a trailing / aside."""
+
+    def key(url: str) -> tuple:
+        parts = urlsplit(url.strip().rstrip("/"))
+        host = parts.hostname or ""
+        try:
+            port = parts.port or {"http": 80, "https": 443}.get(parts.scheme)
+        except ValueError:
+            port = None
+        return (parts.scheme, "loopback" if _loopback(host) else host.lower(), port, parts.path.rstrip("/"))
+
+    return key(a) == key(b)
 
 
 def _loopback(host: str) -> bool:

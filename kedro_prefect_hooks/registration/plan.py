@@ -1,7 +1,7 @@
 """From config and project to the deployments that should exist: pure, no I/O.
 
-Each deployment carries two labels: its owner (project, env and code location) and a
-fingerprint of its desired state, also its `version`. A session writes a deployment
+Each deployment carries two labels: its owner (project, env and who registers, see
+ownership.py) and a fingerprint of its desired state, also its `version`. A session writes a deployment
 only when its fingerprint changed, and never one another owner registered. The
 whole set's fingerprint lives in one Prefect variable per project and env, so "nothing
 changed" costs one read of it and one count of the deployments.
@@ -17,19 +17,26 @@ from typing import Any
 
 from kedro_prefect_hooks.config import PrefectConfig, WorkPool
 from kedro_prefect_hooks.project import KedroProject
+from kedro_prefect_hooks.registration.ownership import MANAGED_TAG as MANAGED_TAG
+from kedro_prefect_hooks.registration.ownership import OWNER_LABEL, owner, ownership_tags
 from kedro_prefect_hooks.registration.parameters_form import FIELD as FORM_FIELD
 from kedro_prefect_hooks.registration.parameters_form import parameters_schema
-from kedro_prefect_hooks.registration.source import pull_steps, source_identity
+from kedro_prefect_hooks.registration.source import pull_steps
 from kedro_prefect_hooks.version import __version__
 
-MANAGED_TAG = "kedro-prefect-hooks"
 FLOW_ENTRYPOINT = "kedro_prefect_hooks.flow.kedro_pipeline"
-OWNER_LABEL = "kedro-prefect-hooks.owner"
 FINGERPRINT_LABEL = "kedro-prefect-hooks.fingerprint"
 _FORBIDDEN = re.compile(r"[/%&<>]")
 # Prefect's shortest heartbeat: with runs beating every 30 s, an automation can mark
 # a run CRASHED after 90 s of silence without ever catching a healthy one.
 HEARTBEAT_SECONDS = 30
+HEARTBEAT_VARIABLE = "PREFECT_FLOWS_HEARTBEAT_FREQUENCY"
+# Only deployments whose runs beat every HEARTBEAT_SECONDS carry it; the crash automation
+# judges only runs with it. Runs of other deployments beat every 180 s (Prefect's default).
+HEARTBEAT_TAG = "kedro-prefect-hooks:heartbeat-30s"
+# Prefect variable names: lowercase letters, digits, underscores and dashes, at most 255.
+_NOT_IN_VARIABLE_NAMES = re.compile(r"[^a-z0-9_-]")
+MAX_VARIABLE_NAME = 255
 
 
 @dataclass(frozen=True)
@@ -60,19 +67,19 @@ def sanitise(name: str) -> str:
     return _FORBIDDEN.sub("-", name).strip() or "-"
 
 
-def ownership_tags(project: KedroProject) -> list[str]:
-    """Tags that mark a deployment as this project's and env's, for finding and pruning."""
-    return [MANAGED_TAG, f"kedro-project:{project.package}", f"kedro-env:{project.run_env}"]
-
-
-def owner(config: PrefectConfig, project: KedroProject) -> str:
-    """Who registers these deployments: project, env and where runs find the code."""
-    return f"project {project.package}, env {project.run_env}, {source_identity(config.source, project.path)}"
-
-
 def bookkeeping_variable(project: KedroProject) -> str:
-    """The Prefect variable holding the set's fingerprint (names: letters, digits, - and _)."""
-    return re.sub(r"[^A-Za-z0-9_-]", "-", f"kedro-prefect-hooks_{project.package}_{project.run_env}")
+    """The Prefect variable holding the set's fingerprint, under a name Prefect accepts.
+
+    Package and env are lowercased and other characters become '-'; when that changed
+    anything (env `Prod` next to `prod`) or the name is too long, a hash of the exact
+    names keeps each project and env apart.
+    """
+    exact = f"kedro-prefect-hooks_{project.package}_{project.run_env}"
+    name = _NOT_IN_VARIABLE_NAMES.sub("-", exact.lower())
+    if name == exact and len(name) <= MAX_VARIABLE_NAME:
+        return name
+    digest = _hash(exact)[:12]
+    return f"{name[: MAX_VARIABLE_NAME - len(digest) - 1]}-{digest}"
 
 
 def desired_deployments(
@@ -96,6 +103,7 @@ def desired_deployments(
         pool = config.pool_for(pipeline)
         schedule = options.schedule
         flow_name, name = deployment_names(config, project, pipeline)
+        job_variables, beats = _job_variables(pool.job_variables, heartbeats)
         after = tuple(
             "/".join(deployment_names(config, project, upstream)) for upstream in options.after or []
         )
@@ -110,7 +118,9 @@ def desired_deployments(
                 "env": project.env,
                 **(options.parameters or {}),
             },
-            "tags": list(dict.fromkeys([*ownership_tags(project), *(options.tags or [])])),
+            "tags": list(
+                dict.fromkeys([*ownership_tags(project), *([HEARTBEAT_TAG] * beats), *(options.tags or [])])
+            ),
             "labels": {OWNER_LABEL: owned_by},
             "description": options.description
             or f"Kedro pipeline '{pipeline}' of project '{project.name}' (env {project.run_env}), registered "
@@ -118,7 +128,7 @@ def desired_deployments(
             "schedules": [{"schedule": schedule.to_api(), "active": schedule.active}] if schedule else [],
             "work_pool_name": pool.name,
             "work_queue_name": options.work_queue,
-            "job_variables": _job_variables(pool.job_variables, heartbeats),
+            "job_variables": job_variables,
             "concurrency_limit": options.concurrency_limit,
             "concurrency_options": {"collision_strategy": options.collision_strategy.upper()}
             if options.concurrency_limit
@@ -142,12 +152,20 @@ def deployment_names(config: PrefectConfig, project: KedroProject, pipeline: str
     return sanitise(config.names.flow.format(**fields)), sanitise(config.names.deployment.format(**fields))
 
 
-def _job_variables(configured: dict[str, Any], heartbeats: bool) -> dict[str, Any]:
-    """The pool's job variables; with heartbeats, the frequency joins `env` unless the user set it."""
+def _job_variables(configured: dict[str, Any], heartbeats: bool) -> tuple[dict[str, Any], bool]:
+    """(the pool's job variables, whether runs beat every HEARTBEAT_SECONDS).
+
+    With heartbeats, the frequency joins `env` unless the user set it; a frequency of the
+    user's that is slower leaves the runs unjudged (the automation would catch healthy ones).
+    """
     if not heartbeats:
-        return configured
-    env = {"PREFECT_FLOWS_HEARTBEAT_FREQUENCY": str(HEARTBEAT_SECONDS), **(configured.get("env") or {})}
-    return {**configured, "env": env}
+        return configured, False
+    env = {HEARTBEAT_VARIABLE: str(HEARTBEAT_SECONDS), **(configured.get("env") or {})}
+    try:
+        beats = float(env[HEARTBEAT_VARIABLE] or "inf") <= HEARTBEAT_SECONDS
+    except ValueError:
+        beats = False
+    return {**configured, "env": env}, beats
 
 
 def _reject_name_clashes(config: PrefectConfig, desired: list[DesiredDeployment]) -> None:

@@ -1,4 +1,9 @@
-"""Remembering what the server refused, so that later sessions do not send it again and again."""
+"""Remembering what the server refused, so that later sessions do not send it again and again.
+
+Only a definitive refusal of the configuration is remembered: a 4xx answer that judges the
+body (400, 409, 422). A busy or unreachable server (5xx, 429, a timeout, a reset
+connection) says nothing about the configuration: the next session simply tries again.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +11,22 @@ import json
 from pathlib import Path
 from typing import Any
 
-from kedro_prefect_hooks.local.processes import state_dir, write_private
+from kedro_prefect_hooks.local.state import is_text_map, read_state, state_dir, write_private
+
+DEFINITIVE_STATUSES = (400, 409, 422)
+
+
+def is_definitive(status: int) -> bool:
+    return status in DEFINITIVE_STATUSES
+
+
+def _problem(data: Any) -> str | None:
+    if not isinstance(data, dict):
+        return "not an object"
+    for url, entry in data.items():
+        if not is_text_map(entry) or set(entry) != {"fingerprint", "reason"}:
+            return f"the entry for {url} is not a fingerprint and a reason"
+    return None
 
 
 class RefusalRecord:
@@ -17,11 +37,7 @@ class RefusalRecord:
         self.api_url = api_url
 
     def _read(self) -> dict[str, Any]:
-        try:
-            data = json.loads(self.path.read_text())
-        except (OSError, ValueError):
-            return {}
-        return data if isinstance(data, dict) else {}
+        return read_state(self.path, _problem) or {}
 
     def earlier(self, version: str) -> str | None:
         entry = self._read().get(self.api_url) or {}

@@ -1,13 +1,12 @@
-"""How a run reaches the project's code: Prefect pull steps, and who owns a deployment.
+"""How a run reaches the project's code: Prefect pull steps.
 
-A local source is this checkout on this machine, so it names the host and path. A
+A local source is this checkout on this machine, so its steps name its path. A
 directory or git source is the same from every checkout: two clones of a project
 compute identical deployments, and the second writes nothing.
 """
 
 from __future__ import annotations
 
-import socket
 from pathlib import Path
 from typing import Any, Literal
 
@@ -36,18 +35,6 @@ def pull_steps(source: Literal["local"] | CodeSource, project_path: Path) -> lis
         clone["access_token"] = f"{{{{ prefect.blocks.secret.{git.access_token_secret} }}}}"
     directory = f"{{{{ {CLONE_STEP}.directory }}}}" + (f"/{git.subdirectory}" if git.subdirectory else "")
     return [{"prefect.deployments.steps.git_clone": clone}, _working_directory(directory)]
-
-
-def source_identity(source: Literal["local"] | CodeSource, project_path: Path) -> str:
-    """Where the code comes from, as recorded in the owner label of each deployment."""
-    if source == "local" or not isinstance(source, CodeSource):
-        return f"local {socket.gethostname()}:{project_path}"
-    if source.directory is not None:
-        return f"directory {source.directory}"
-    git = source.git
-    assert git is not None
-    ref = git.commit or git.branch or "default branch"
-    return f"git {git.url}@{ref}" + (f":{git.subdirectory}" if git.subdirectory else "")
 
 
 def _working_directory(directory: str) -> dict[str, Any]:
