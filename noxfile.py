@@ -73,7 +73,9 @@ def test_workers(posargs: list[str]) -> list[str]:
     4 test processes (each with its own server) keep 2 cores busy. KPH_TEST_WORKERS=0, or a
     `-n`/`-p no:xdist` of one's own, runs them as given."""
     workers = os.environ.get("KPH_TEST_WORKERS", "4")
-    if workers == "0" or any(arg.startswith(("-n", "--numprocesses")) or arg == "no:xdist" for arg in posargs):
+    if workers == "0" or any(
+        arg.startswith(("-n", "--numprocesses")) or arg == "no:xdist" for arg in posargs
+    ):
         return []
     return ["-n", workers, "--durations=15"]
 
