@@ -77,13 +77,21 @@ def test_workers(posargs: list[str]) -> list[str]:
         arg.startswith(("-n", "--numprocesses")) or arg == "no:xdist" for arg in posargs
     ):
         return []
-    return ["-n", workers, "--durations=15"]
+    return ["-n", workers, "--dist", "loadgroup", "--durations=15"]
 
 
-def run_tests(session: nox.Session, cwd: Path = ROOT) -> None:
+def run_tests(session: nox.Session, cwd: Path = ROOT, databases: str = "sqlite,postgresql") -> None:
+    """The suite; `databases`: which servers the shared-server tests run against (tests/conftest.py)."""
     show_versions(session)
     with session.chdir(cwd):
-        session.run("python", "-m", "pytest", *test_workers(session.posargs), *session.posargs, env=TEST_ENV)
+        session.run(
+            "python",
+            "-m",
+            "pytest",
+            *test_workers(session.posargs),
+            *session.posargs,
+            env={**TEST_ENV, "KPH_TEST_DATABASES": databases},
+        )
 
 
 @nox.session(name="tests-default")
@@ -122,7 +130,7 @@ def tests_oldest(session: nox.Session) -> None:
     frozen = session.run(*freeze, silent=True, external=True) or ""
     pins.write_text("\n".join(line for line in frozen.splitlines() if "==" in line))
     session.install("-c", str(pins), "-e", ".[test]")
-    run_tests(session)
+    run_tests(session, databases="sqlite")  # PostgreSQL: in tests-newest, the versions teams run
 
 
 @nox.session(name="tests-newest", python=interpreter("3.13"))

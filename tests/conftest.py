@@ -91,10 +91,24 @@ def postgres_server(tmp_path_factory, isolated_prefect_home):
     cluster.stop()
 
 
-@pytest.fixture(scope="session", params=["sqlite", "postgresql"])
+# The version matrix runs the PostgreSQL variants in one leg only (noxfile.py sets
+# KPH_TEST_DATABASES=sqlite for the other); `./scripts/test` runs both.
+DATABASES = os.environ.get("KPH_TEST_DATABASES", "sqlite,postgresql").split(",")
+
+
+@pytest.fixture(scope="session", params=DATABASES)
 def shared_database(request):
     """The shared-server tests run on both databases: the suite's SQLite server, and PostgreSQL."""
     return request.param
+
+
+def pytest_collection_modifyitems(items):
+    """Under pytest-xdist (`--dist loadgroup`), the PostgreSQL variants share one test process,
+    so one cluster and one server serve them all."""
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        if callspec is not None and callspec.params.get("shared_database") == "postgresql":
+            item.add_marker(pytest.mark.xdist_group("postgresql"))
 
 
 @pytest.fixture(scope="session")

@@ -264,7 +264,8 @@ def test_after_writes_that_stopped_halfway_the_warning_says_what_was_written(
                 return 30  # longer than any timeout: the session gives up on it
         return None
 
-    project = make_project("pipelines: all\ntimeout: 1\n", name="Stall Proj")
+    # timeout 5: the two healthy writes fit in it on a loaded machine; the stalled one is cut
+    project = make_project("pipelines: all\ntimeout: 5\n", name="Stall Proj")
     with proxy(api_url, stall_the_third_write) as (url, _):
         monkeypatch.setenv("PREFECT_API_URL", url)
         open_session(project)

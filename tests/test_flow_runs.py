@@ -16,8 +16,11 @@ from conftest import open_session, project_deployments
 from kedro_projects import add_flow_pipelines, copy_project
 from prefect_runs import run_artifacts, settled_logs, task_runs, timestamp, trigger, wait_for_run
 
+# timeout: one session writes all 12 deployments even when the machine is loaded (a session
+# stops registering once answers are `timeout` seconds slower than a healthy server's).
 PREFECT_YML = """
 pipelines: all
+timeout: 30
 defaults:
   run:
     node_tags:

@@ -35,7 +35,7 @@ def test_only_changed_values_are_passed_on():
 
 @pytest.fixture
 def form_project(api_url, make_project):
-    project = add_flow_pipelines(make_project("pipelines: [data_processing, data_science]\n"))
+    project = add_flow_pipelines(make_project("pipelines: [data_processing, data_science]\ntimeout: 30\n"))
     open_session(project)
     return project
 
