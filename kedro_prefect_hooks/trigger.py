@@ -11,6 +11,8 @@ from typing import Any
 
 import click
 
+FOLLOW_ANSWER_SECONDS = 10.0  # per answer while following; a poll left unanswered is tried again
+
 
 def parse_params(text: str, param_hint: str = "--params") -> dict:
     """Kedro's `--params` syntax: `a=1,b.c=x` -> {"a": 1, "b": {"c": "x"}}.
@@ -144,7 +146,8 @@ def run_pipeline(
         if plan is not None and wait:
             pool = found.get("work_pool_name") or config.work_pool.name
             wait_and_report(
-                client,
+                # a follow outlives slow answers (the session's `timeout:` is for not stalling kedro)
+                PrefectApi(api, max(config.timeout, FOLLOW_ANSWER_SECONDS)),
                 flow_run["id"],
                 deployment.full_name,
                 plan,

@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from kedro_prefect_hooks.progress import Display, progress_line
-from kedro_prefect_hooks.registration.api import PrefectApi
+from kedro_prefect_hooks.registration.api import ApiRefused, PrefectApi
 from kedro_prefect_hooks.registration.connection import PrefectApiError
 from kedro_prefect_hooks.run.report import ReportSummary, read_summary, sentence
 from kedro_prefect_hooks.selection import Plan
@@ -120,17 +120,31 @@ def follow(
     counts are the run's own, from its report (`report_key`), when it published one."""
     start = time.monotonic()
     left_scheduled = False
+    kind, label, message, completed, failed = "SCHEDULED", "SCHEDULED", "", 0, 0
+    unanswered = False
     while True:
-        flow_run = client.flow_run(flow_run_id)
-        kind, label = state_label(flow_run)
-        message = (flow_run.get("state") or {}).get("message") or ""
+        try:
+            flow_run = client.flow_run(flow_run_id)
+            kind, label = state_label(flow_run)
+            message = (flow_run.get("state") or {}).get("message") or ""
+            started = kind not in ("SCHEDULED", "PENDING", *TERMINAL)
+            completed, failed = _counts(client, flow_run_id) if started else (0, 0)
+        except ApiRefused:
+            raise
+        except PrefectApiError as exc:
+            # A slow or restarting server costs a poll, not the follow: --timeout is the user's limit.
+            if time.monotonic() - start >= timeout:
+                raise
+            if not unanswered:
+                display.note(f"{exc}; still following, up to {timeout:g} s (--timeout).")
+            unanswered = True
+            sleep(POLL_SECONDS)
+            continue
         if kind != "SCHEDULED" and not left_scheduled:
             left_scheduled = True
             check_workers.run_started()
         if kind in TERMINAL:
             break
-        started = kind not in ("SCHEDULED", "PENDING")
-        completed, failed = _counts(client, flow_run_id) if started else (0, 0)
         display.update(label, completed, failed)
         waited = time.monotonic() - start
         if kind == "SCHEDULED" and waited >= WORKER_GRACE_SECONDS:

@@ -9,7 +9,8 @@ from rich.console import Console
 from kedro_prefect_hooks.progress import PlainDisplay, RichDisplay, make_display, progress_line
 from kedro_prefect_hooks.run.report import RunReport
 from kedro_prefect_hooks.selection import Plan
-from kedro_prefect_hooks.watch import ended, failure_lines, final_line, settled_counts
+from kedro_prefect_hooks.registration.connection import PrefectApiError
+from kedro_prefect_hooks.watch import WorkerCheck, ended, failure_lines, final_line, follow, settled_counts
 
 
 def test_plain_lines_change_with_the_run_and_the_final_line_comes_once(capsys):
@@ -184,3 +185,44 @@ def test_a_failure_names_its_nodes_and_the_nodes_the_run_says_a_resume_starts_fr
     no_report = ended(EndedRun([1], None, ["t1"]), "id", "FAILED", "", Plan(2), "kedro-p", lambda _: None)
     lines = failure_lines(no_report, lambda nodes: "never")
     assert lines[0] == "Failed node: t1" and "Retry this flow run" in lines[1] and "never" not in lines[1]
+
+
+class SlowThenDone:
+    """A server whose first answer to a poll times out (seen in CI: `no complete answer within 2 s`)."""
+
+    settings = None
+
+    def __init__(self):
+        self.polls = 0
+
+    def flow_run(self, flow_run_id: str) -> dict:
+        self.polls += 1
+        if self.polls == 1:
+            raise PrefectApiError("Prefect API at http://127.0.0.1:1/api (test): no complete answer within 2 s")
+        return {"id": flow_run_id, "state": {"type": "COMPLETED", "name": "Completed", "message": ""}}
+
+    def count_task_runs(self, flow_run_id: str, state_types: list[str]) -> int:
+        return 3 if state_types == ["COMPLETED"] else 0
+
+
+def test_a_poll_left_unanswered_is_tried_again_until_the_timeout(capsys):
+    client = SlowThenDone()
+    display = PlainDisplay(total=3, label="nodes")
+    check = WorkerCheck(client, "pool", "", display.note)  # type: ignore[arg-type]
+    outcome = follow(client, "run-1", display, check, 60, Plan(3), sleep=lambda _: None)  # type: ignore[arg-type]
+    assert (outcome.state, outcome.completed, outcome.finished) == ("COMPLETED", 3, True)
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].endswith("no complete answer within 2 s; still following, up to 60 s (--timeout).")
+    assert lines[-1] == "COMPLETED: 3/3 nodes completed"
+
+
+def test_a_poll_unanswered_at_the_timeout_is_an_error():
+    client = SlowThenDone()
+    display = PlainDisplay(total=3, label="nodes")
+    check = WorkerCheck(client, "pool", "", display.note)  # type: ignore[arg-type]
+    try:
+        follow(client, "run-1", display, check, 0, Plan(3), sleep=lambda _: None)  # type: ignore[arg-type]
+    except PrefectApiError as exc:
+        assert "no complete answer" in str(exc)
+    else:
+        raise AssertionError("a follow past its timeout must report the unanswered poll")
