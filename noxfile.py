@@ -11,7 +11,7 @@ The matrix legs are the promises setup.cfg makes:
 - tests-default: the Python that runs nox, with what `pip install` picks today: the
                  same kedro and prefect as tests-newest, so `--matrix` (CI) runs the two
                  ends instead of it.
-Each suite runs in 4 pytest-xdist processes (KPH_TEST_WORKERS), each with its own server.
+Each suite runs in 2 pytest-xdist processes (KPH_TEST_WORKERS), each with its own server.
 """
 
 from __future__ import annotations
@@ -69,10 +69,10 @@ def show_versions(session: nox.Session, *extra: str) -> None:
 
 
 def test_workers(posargs: list[str]) -> list[str]:
-    """pytest-xdist options: most tests wait on a Prefect server or a worker, not on a core, so
-    4 test processes (each with its own server) keep 2 cores busy. KPH_TEST_WORKERS=0, or a
+    """pytest-xdist options: 2 test processes, each with its own server and worker, keep 2 cores
+    busy (4 made the servers' answers take over 10 s in CI). KPH_TEST_WORKERS=0, or a
     `-n`/`-p no:xdist` of one's own, runs them as given."""
-    workers = os.environ.get("KPH_TEST_WORKERS", "4")
+    workers = os.environ.get("KPH_TEST_WORKERS", "2")
     if workers == "0" or any(
         arg.startswith(("-n", "--numprocesses")) or arg == "no:xdist" for arg in posargs
     ):

@@ -19,11 +19,20 @@ def call_api(method: str, url: str, *, check: bool = True, **kwargs) -> httpx.Re
     """One request, retried while the server answers 429/502/503, as Prefect's client does.
 
     A busy SQLite makes a real server answer 503 now and then (seen in CI on a
-    plain DELETE); every direct API call in the tests goes through here.
+    plain DELETE), and a loaded CI machine made a GET wait past 10 s: answers get
+    30 s, and a refused connection (or a GET that timed out) is tried again. Every direct API
+    call in the tests goes through here.
     `check=False` returns an error answer instead of raising it.
     """
-    for _ in range(20):
-        response = httpx.request(method, url, timeout=10, **kwargs)
+    for attempt in range(20):
+        try:
+            response = httpx.request(method, url, timeout=30, **kwargs)
+        except (httpx.ReadTimeout, httpx.ConnectError) as error:
+            # a POST that timed out may have been done: only a refused connection is tried again
+            if attempt == 19 or (method != "GET" and isinstance(error, httpx.ReadTimeout)):
+                raise
+            time.sleep(0.5)
+            continue
         if response.status_code not in (429, 502, 503):
             break
         time.sleep(0.5)
