@@ -46,13 +46,33 @@ def all_pipelines_visible(pipelines: Any) -> Iterator[None]:
 def requested_pipelines() -> list[str]:
     """The pipelines this command asked the registry for (`kedro run --pipelines a,b`), if known.
 
-    Private like the filter above: `_ProjectPipelines._requested_pipelines` (Kedro >= 1.5);
-    [] before 1.5, when the registry always loads everything, or if it is renamed.
+    Private like the filter above: `_ProjectPipelines._requested_pipelines` (Kedro >= 1.5).
+    Before 1.5 (or if it is renamed), the options of the `kedro run` being run, read from
+    click's context, which Kedro's CLI runs under; [] outside a command.
     """
     from kedro.framework.project import pipelines
 
     requested = getattr(pipelines, "_requested_pipelines", None)
+    if requested is None:
+        requested = _run_options_pipelines()
     return [name for name in requested or [] if isinstance(name, str)]
+
+
+def _run_options_pipelines() -> list[str]:
+    """`--pipeline a` / `--pipelines a,b` of the click command being run, if it has them."""
+    import click
+
+    context = click.get_current_context(silent=True)
+    if context is None:
+        return []
+    given = context.params.get("pipelines") or []
+    if isinstance(given, str):
+        given = given.split(",")
+    return [
+        name.strip()
+        for name in [context.params.get("pipeline"), *given]
+        if isinstance(name, str) and name.strip()
+    ]
 
 
 def run_session(session: Any, pipeline: str, runner: Any, **filters: Any) -> Any:

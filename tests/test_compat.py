@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from kedro_prefect_hooks.compat import all_pipelines_visible, run_session
+from kedro_prefect_hooks.compat import _run_options_pipelines, all_pipelines_visible, run_session
 
 from conftest import kedro, project_deployments
 
@@ -37,6 +37,24 @@ def test_if_kedro_renames_the_filter_every_pipeline_is_still_seen():
     with all_pipelines_visible(registry):
         assert registry.keys() == ["a", "b", "c"]
     assert registry.keys() == ["a", "b", "c"]
+
+
+def test_before_kedro_1_5_the_requested_pipelines_are_the_run_commands_options():
+    """Kedro 1.0-1.4 keep no `_requested_pipelines`: `kedro run --pipeline x` says it in click's context."""
+    import click
+
+    @click.command()
+    @click.option("--pipeline")
+    @click.option("--pipelines", default="")
+    def run(pipeline, pipelines):
+        click.echo(",".join(_run_options_pipelines()))
+
+    from click.testing import CliRunner
+
+    assert CliRunner().invoke(run, ["--pipeline", "extra"]).output.strip() == "extra"
+    assert CliRunner().invoke(run, ["--pipelines", "a, b"]).output.strip() == "a,b"
+    assert CliRunner().invoke(run, []).output.strip() == ""
+    assert _run_options_pipelines() == []  # outside a command
 
 
 @pytest.mark.parametrize("keyword", ["pipeline_names", "pipeline_name"])

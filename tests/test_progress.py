@@ -7,9 +7,9 @@ import io
 from rich.console import Console
 
 from kedro_prefect_hooks.progress import PlainDisplay, RichDisplay, make_display, progress_line
+from kedro_prefect_hooks.registration.connection import PrefectApiError
 from kedro_prefect_hooks.run.report import RunReport
 from kedro_prefect_hooks.selection import Plan
-from kedro_prefect_hooks.registration.connection import PrefectApiError
 from kedro_prefect_hooks.watch import WorkerCheck, ended, failure_lines, final_line, follow, settled_counts
 
 
@@ -198,7 +198,9 @@ class SlowThenDone:
     def flow_run(self, flow_run_id: str) -> dict:
         self.polls += 1
         if self.polls == 1:
-            raise PrefectApiError("Prefect API at http://127.0.0.1:1/api (test): no complete answer within 2 s")
+            raise PrefectApiError(
+                "Prefect API at http://127.0.0.1:1/api (test): no complete answer within 2 s"
+            )
         return {"id": flow_run_id, "state": {"type": "COMPLETED", "name": "Completed", "message": ""}}
 
     def count_task_runs(self, flow_run_id: str, state_types: list[str]) -> int:
