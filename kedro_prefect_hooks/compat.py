@@ -7,7 +7,6 @@ Kedro or Prefect release breaks here, visibly, and never silently elsewhere.
 from __future__ import annotations
 
 import inspect
-import logging
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -263,31 +262,3 @@ def _vendored_croniter() -> Any:
         del sys.modules["_kph_prefect_croniter"]
         return None
     return module.croniter
-
-
-def import_prefect() -> None:
-    """Import what registration needs from prefect without letting it take over logging.
-
-    On its first full import prefect runs `logging.config.dictConfig` and, seeing
-    Kedro's rich handler as no "user handler", swaps the root handlers for its own.
-    Any import failure becomes PrefectUnavailable, which the hook reports like an
-    API error instead of failing the Kedro command.
-    """
-    from kedro_prefect_hooks.registration.connection import PrefectUnavailable
-
-    if "kedro_prefect_hooks.flow" in sys.modules and "prefect.workers.process" in sys.modules:
-        return
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    try:
-        import prefect.workers.process  # noqa: F401  (the process pool's job template)
-
-        import kedro_prefect_hooks.flow  # noqa: F401  (the flow's parameter schema)
-    except Exception as exc:
-        raise PrefectUnavailable(
-            f"prefect could not be imported ({type(exc).__name__}: {exc}); "
-            "check the install with `python -c 'import prefect.flows'`"
-        ) from exc
-    finally:
-        root.handlers[:] = handlers
-        root.setLevel(level)

@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kedro_prefect_hooks.compat import import_prefect
 from kedro_prefect_hooks.config import PrefectConfig
 from kedro_prefect_hooks.local.state import is_text_map, read_state, state_dir, write_private
 from kedro_prefect_hooks.project import KedroProject
@@ -36,6 +35,7 @@ from kedro_prefect_hooks.registration.plan import (
     ownership_tags,
     set_fingerprint,
 )
+from kedro_prefect_hooks.registration.prefect_import import import_prefect
 from kedro_prefect_hooks.registration.refusals import RefusalRecord, is_definitive
 from kedro_prefect_hooks.version import __version__
 
