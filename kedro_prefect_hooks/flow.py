@@ -7,6 +7,7 @@ project is rebuilt from there on each run.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +55,9 @@ def kedro_pipeline(
 
     project_path = Path.cwd()
     metadata = bootstrap_project(project_path)
+    # Kedro's own rule (KedroSession.create): the env given, else KEDRO_ENV. Settled here so the
+    # run options, the env check, the report and every Dask worker use the session's env.
+    env = env or os.environ.get("KEDRO_ENV") or None
     params = _with_form_changes(params, parameters)
     _check_env(project_path, env)
     _check_pipeline(pipeline)

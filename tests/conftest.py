@@ -260,8 +260,12 @@ def run_flow(api_url, make_project, monkeypatch):
     from kedro_projects import add_flow_pipelines
     from prefect_runs import task_runs
 
-    def run(prefect_yml: str, pipeline: str, **parameters):
+    def run(prefect_yml: str, pipeline: str, conf: dict[str, str] | None = None, **parameters):
+        """`conf`: more config files, by path under conf/ (e.g. another env's prefect.yml)."""
         project = add_flow_pipelines(make_project(prefect_yml))
+        for name, text in (conf or {}).items():
+            (project / "conf" / name).parent.mkdir(parents=True, exist_ok=True)
+            (project / "conf" / name).write_text(text)
         monkeypatch.chdir(project)
         from kedro_prefect_hooks.flow import kedro_pipeline
 

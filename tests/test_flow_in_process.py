@@ -65,3 +65,13 @@ def test_an_unknown_env_fails_naming_the_available_ones(run_flow):
     assert state.is_failed()
     assert "Kedro env 'prod' does not exist" in state.message and "'local'" in state.message
     assert tasks == {}
+
+
+
+def test_a_run_without_env_reads_its_run_options_from_kedro_env(run_flow, monkeypatch):
+    """A worker with KEDRO_ENV set: its session runs in that env, so the run options must come from it too."""
+    monkeypatch.setenv("KEDRO_ENV", "staging")
+    staging = {"staging/prefect.yml": "defaults: {run: {timeout_seconds: 0.5}}\n"}
+    _, state, _ = run_flow("pipelines: all\n", "sleepy", conf=staging, params={"nap": 3})
+    assert state.is_failed()
+    assert "Task run exceeded timeout of 0.5 second(s)" in state.message
