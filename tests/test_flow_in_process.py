@@ -67,7 +67,6 @@ def test_an_unknown_env_fails_naming_the_available_ones(run_flow):
     assert tasks == {}
 
 
-
 def test_a_run_without_env_reads_its_run_options_from_kedro_env(run_flow, monkeypatch):
     """A worker with KEDRO_ENV set: its session runs in that env, so the run options must come from it too."""
     monkeypatch.setenv("KEDRO_ENV", "staging")
