@@ -183,6 +183,7 @@ def server_start(metadata, port: int | None) -> None:
     """
     from kedro_prefect_hooks.local.prefect_toml import start_lines
     from kedro_prefect_hooks.local.server import start_local_server
+    from kedro_prefect_hooks.registration.connection import ui_url
 
     project_path, _ = project_of(metadata)
     click.echo("Starting a local Prefect server...")
@@ -190,9 +191,9 @@ def server_start(metadata, port: int | None) -> None:
         record, started = start_local_server(project_path, port)
     except RuntimeError as exc:
         raise click.ClickException(str(exc)) from None
-    ui = record.url.removesuffix("/api")
     click.echo(
-        ("Started" if started else "Already running") + f": UI {ui}, API {record.url} (pid {record.pid})"
+        ("Started" if started else "Already running")
+        + f": UI {ui_url(record.url)}, API {record.url} (pid {record.pid})"
     )
     click.echo(f"Log: {record.log}")
     for line in start_lines(project_path, record.url):
@@ -209,6 +210,7 @@ def server_status(metadata) -> None:
       kedro prefect server status
     """
     from kedro_prefect_hooks.local.server import is_healthy, local_server
+    from kedro_prefect_hooks.registration.connection import ui_url
 
     project_path, _ = project_of(metadata)
     record = local_server(project_path)
@@ -217,8 +219,7 @@ def server_status(metadata) -> None:
         return
     health = "healthy" if is_healthy(record.url) else "not answering yet"
     click.echo(
-        f"local server: running, {health}, UI {record.url.removesuffix('/api')}, pid {record.pid}, "
-        f"log {record.log}"
+        f"local server: running, {health}, UI {ui_url(record.url)}, pid {record.pid}, log {record.log}"
     )
 
 

@@ -262,3 +262,9 @@ def _vendored_croniter() -> Any:
         del sys.modules["_kph_prefect_croniter"]
         return None
     return module.croniter
+
+
+def is_memory_dataset_type(kind: str) -> bool:
+    """Whether a dataset type (a class name or a dotted path) is one of Kedro's in-memory datasets,
+    whose data lives only in the process that made it."""
+    return kind.rsplit(".", 1)[-1] in ("MemoryDataset", "SharedMemoryDataset")

@@ -92,7 +92,7 @@ def run_pipeline(
     """Trigger `deployment` (the pipeline's, as this env names it); with `wait`, follow it to its
     end: a click error unless it completed."""
     from kedro_prefect_hooks.registration.api import PrefectApi
-    from kedro_prefect_hooks.registration.connection import PrefectApiError
+    from kedro_prefect_hooks.registration.connection import PrefectApiError, ui_url
     from kedro_prefect_hooks.run.report import artifact_key
     from kedro_prefect_hooks.selection import (
         filter_parameters,
@@ -138,10 +138,8 @@ def run_pipeline(
         except ValueError as exc:
             raise click.ClickException(plan_problem(pipeline, exc, filtered)) from None
         flow_run = client.create_flow_run(found["id"], parameters, parse_job_variables(job_variables))
-        ui = api.url.removesuffix("/api")
         click.echo(
-            f"Triggered {deployment.full_name}: flow run '{flow_run['name']}' "
-            f"{ui}/runs/flow-run/{flow_run['id']}"
+            f"Triggered {deployment.full_name}: flow run '{flow_run['name']}' {ui_url(api.url, flow_run['id'])}"
         )
         if plan is not None and wait:
             pool = found.get("work_pool_name") or config.work_pool.name

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 from kedro_prefect_hooks.progress import Display, progress_line
 from kedro_prefect_hooks.registration.api import ApiRefused, PrefectApi
-from kedro_prefect_hooks.registration.connection import PrefectApiError
+from kedro_prefect_hooks.registration.connection import PrefectApiError, ui_url
 from kedro_prefect_hooks.run.report import ReportSummary, read_summary, sentence
 from kedro_prefect_hooks.selection import Plan
 
@@ -266,7 +266,7 @@ def wait_and_report(
 
     display = make_display(plan.total, plan.label, plan.at_most)
     check = WorkerCheck(client, pool, start_hint, display.note)
-    ui = f"{client.settings.url.removesuffix('/api')}/runs/flow-run/{flow_run_id}"
+    ui = ui_url(client.settings.url, flow_run_id)
     try:
         with ctrl_c_interrupts():
             outcome = follow(client, flow_run_id, display, check, timeout, plan, report_key)

@@ -144,3 +144,9 @@ def _loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def ui_url(api_url: str, flow_run_id: str | None = None) -> str:
+    """The Prefect UI beside an API (`http://host:4200/api` -> `http://host:4200`), or a flow run's page in it."""
+    ui = api_url.removesuffix("/api")
+    return f"{ui}/runs/flow-run/{flow_run_id}" if flow_run_id else ui

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from kedro_prefect_hooks.compat import dataset_description, saved_version_path
+from kedro_prefect_hooks.compat import dataset_description, is_memory_dataset_type, saved_version_path
 
 
 @dataclass
@@ -236,7 +236,7 @@ def _read_names(text: str) -> list[str]:
 def describe_dataset(name: str, dataset: Any) -> WrittenDataset | None:
     """A persisted output of the run; None for in-memory datasets, which nothing keeps."""
     kind = type(dataset).__name__
-    if kind in ("MemoryDataset", "SharedMemoryDataset"):
+    if is_memory_dataset_type(kind):
         return None
     description = dataset_description(dataset)
     location = saved_version_path(dataset) or description.get("filepath") or description.get("path") or ""

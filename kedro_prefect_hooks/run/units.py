@@ -17,7 +17,7 @@ from kedro.pipeline import Pipeline
 from kedro.pipeline.node import Node
 from kedro.runner import Task
 
-MEMORY_TYPES = ("MemoryDataset", "SharedMemoryDataset")
+from kedro_prefect_hooks.compat import is_memory_dataset_type
 
 
 def run_node(node: Node, catalog: Any, hook_manager: Any, run_id: str | None) -> None:
@@ -69,7 +69,7 @@ def in_memory(dataset: str, catalog: Any) -> bool:
         )
     except Exception:
         return False
-    return str(kind).rsplit(".", 1)[-1] in MEMORY_TYPES
+    return is_memory_dataset_type(str(kind))
 
 
 def memory_handoffs(units: list[WorkUnit], pipeline: Pipeline, catalog: Any) -> list[str]:
