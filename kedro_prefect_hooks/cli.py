@@ -144,7 +144,7 @@ def list_deployments(metadata, env: str | None) -> None:
     Example:
       kedro prefect list --env local
     """
-    from kedro_prefect_hooks.registration.api import PrefectApi
+    from kedro_prefect_hooks.registration.api import command_client
     from kedro_prefect_hooks.registration.automations import crash_detection
     from kedro_prefect_hooks.registration.compare import owner_of
     from kedro_prefect_hooks.registration.connection import PrefectApiError
@@ -155,7 +155,7 @@ def list_deployments(metadata, env: str | None) -> None:
     selected, parameters = _selected(config, project, (), loader)
     desired = desired_deployments(config, project, selected, crash_detection(config, api), parameters)
     ours = owner(config, project)
-    client = PrefectApi(api, config.timeout)
+    client = command_client(api, config.timeout)
     try:
         for deployment in desired:
             found = client.deployment_by_name(deployment.flow_name, deployment.name)

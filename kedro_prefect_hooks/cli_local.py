@@ -109,7 +109,7 @@ def worker_status(metadata, env: str | None) -> None:
     """
     from kedro_prefect_hooks.hooks import find_api
     from kedro_prefect_hooks.local.worker import running_workers
-    from kedro_prefect_hooks.registration.api import PrefectApi
+    from kedro_prefect_hooks.registration.api import command_client
     from kedro_prefect_hooks.registration.connection import PrefectApiError
 
     project_path, _ = project_of(metadata)
@@ -122,7 +122,7 @@ def worker_status(metadata, env: str | None) -> None:
     )
     try:
         api = find_api(config, project_path)
-        seen = PrefectApi(api, timeout=config.timeout).pool_workers(pool)
+        seen = command_client(api, config.timeout).pool_workers(pool)
     except PrefectApiError as exc:
         click.echo(f"  could not ask the Prefect API for the pool's workers: {exc}")
         return
@@ -151,7 +151,7 @@ def worker_stop(metadata, env: str | None, timeout: float) -> None:
     from kedro_prefect_hooks.hooks import find_api
     from kedro_prefect_hooks.local.worker import stop_worker
     from kedro_prefect_hooks.project import load_project_config
-    from kedro_prefect_hooks.registration.api import PrefectApi
+    from kedro_prefect_hooks.registration.api import command_client
     from kedro_prefect_hooks.registration.connection import PrefectApiError
 
     project_path, _ = project_of(metadata)
@@ -160,7 +160,7 @@ def worker_stop(metadata, env: str | None, timeout: float) -> None:
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from None
     try:
-        client = PrefectApi(find_api(config, project_path), timeout=config.timeout)
+        client = command_client(find_api(config, project_path), config.timeout)
     except PrefectApiError:
         client = None  # no API to tell: the process is stopped all the same
     pool = config.work_pool.name

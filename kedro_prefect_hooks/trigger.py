@@ -11,8 +11,6 @@ from typing import Any
 
 import click
 
-FOLLOW_ANSWER_SECONDS = 10.0  # per answer while following; a poll left unanswered is tried again
-
 
 def parse_params(text: str, param_hint: str = "--params") -> dict:
     """Kedro's `--params` syntax: `a=1,b.c=x` -> {"a": 1, "b": {"c": "x"}}.
@@ -91,7 +89,7 @@ def run_pipeline(
 ) -> None:
     """Trigger `deployment` (the pipeline's, as this env names it); with `wait`, follow it to its
     end: a click error unless it completed."""
-    from kedro_prefect_hooks.registration.api import PrefectApi
+    from kedro_prefect_hooks.registration.api import command_client
     from kedro_prefect_hooks.registration.connection import PrefectApiError, ui_url
     from kedro_prefect_hooks.run.report import artifact_key
     from kedro_prefect_hooks.selection import (
@@ -111,7 +109,7 @@ def run_pipeline(
     filtered = bool(parameters)
     if params:
         parameters["params"] = parse_params(params)
-    client = PrefectApi(api, config.timeout)
+    client = command_client(api, config.timeout)
     try:
         found = client.deployment_by_name(deployment.flow_name, deployment.name)
         if found is None:
@@ -144,8 +142,7 @@ def run_pipeline(
         if plan is not None and wait:
             pool = found.get("work_pool_name") or config.work_pool.name
             wait_and_report(
-                # a follow outlives slow answers (the session's `timeout:` is for not stalling kedro)
-                PrefectApi(api, max(config.timeout, FOLLOW_ANSWER_SECONDS)),
+                client,
                 flow_run["id"],
                 deployment.full_name,
                 plan,

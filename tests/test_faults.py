@@ -328,3 +328,17 @@ def test_an_api_url_without_api_gets_a_hint(prefect_server, make_project, hook_l
     open_session(make_project("pipelines: all\n"))
     [warning] = hook_log.messages()
     assert "404" in warning and "/api" in warning and f"e.g. {prefect_server}" in warning, warning
+
+
+def test_a_command_the_user_ran_waits_for_answers_slower_than_timeout(api_url, make_project, monkeypatch):
+    """Seen in CI: `kedro prefect register` on a loaded machine failed `no complete answer within 2 s`.
+    A session keeps `timeout:` (it must not stall `kedro run`); a command asked for the API and
+    waits up to 10 s an answer. Here every answer takes 3 s, with the default `timeout: 2`."""
+    project = make_project("pipelines: [data_processing]\n", name="Patient Proj")
+    with proxy(api_url, lambda method, path, body: 3) as (url, front):
+        monkeypatch.setenv("PREFECT_API_URL", url)
+        registered = kedro(project, "prefect", "register", timeout=300)
+    assert registered.returncode == 0, registered.stdout + registered.stderr
+    assert "written" in registered.stdout, registered.stdout
+    assert front.seen  # the answers did go through the slow proxy
+    assert [d["name"] for d in project_deployments(api_url, project)] == ["data_processing"]

@@ -77,7 +77,7 @@ class PrefectConfig(_Model):
     on_error: Literal["warn", "raise"] = "warn"
     """What an unreachable or failing API does to the Kedro command: one warning, or an error."""
     timeout: float = Field(default=2.0, gt=0, le=120)
-    """Seconds a session's registration may wait beyond what a healthy server takes (and the most one request may take); past it, the session stops and the next one finishes."""
+    """Seconds a session's registration may wait beyond what a healthy server takes (and the most one of its requests may take); past it, the session stops and the next one finishes. A `kedro prefect` command waits up to 10 s an answer (or this, if longer)."""
     prune: bool = False
     """true: delete this project's (and env's) managed deployments that are no longer selected."""
     names: Names = Field(default_factory=Names)

@@ -57,6 +57,16 @@ def path(*segments: str) -> str:
     return "/" + "/".join(quote(str(segment), safe="") for segment in segments)
 
 
+COMMAND_ANSWER_SECONDS = 10.0
+
+
+def command_client(settings: ApiSettings, timeout: float) -> PrefectApi:
+    """The client of a command the user ran to talk to Prefect (`register`, `list`, `run`, `worker`):
+    an answer may take up to 10 s (or `timeout:` if longer). A session's hook keeps `timeout:`, so
+    that a slow API never stalls a Kedro command; a command asked for the API and may wait for it."""
+    return PrefectApi(settings, max(timeout, COMMAND_ANSWER_SECONDS))
+
+
 class PrefectApi:
     """The few API calls the plugin needs; every failure becomes a PrefectApiError."""
 

@@ -17,7 +17,7 @@ from typing import Any
 from kedro_prefect_hooks.config import PrefectConfig
 from kedro_prefect_hooks.local.state import is_text_map, read_state, state_dir, write_private
 from kedro_prefect_hooks.project import KedroProject
-from kedro_prefect_hooks.registration.api import ApiRefused, OutOfTime, PrefectApi
+from kedro_prefect_hooks.registration.api import ApiRefused, OutOfTime, PrefectApi, command_client
 from kedro_prefect_hooks.registration.automations import (
     crash_detection,
     keep_crash_automation,
@@ -109,7 +109,9 @@ def register(
     prune = config.prune if prune is None else prune
     heartbeats = crash_detection(config, api)
     desired = desired_deployments(config, project, pipelines, heartbeats, parameters)
-    client = PrefectApi(api, config.timeout, budget)
+    client = (
+        PrefectApi(api, config.timeout, budget) if budget is not None else command_client(api, config.timeout)
+    )
     outcome = Outcome()
     try:
         return _register(
@@ -312,7 +314,7 @@ def preview(
     """What `register` would do, deployment by deployment, without writing anything."""
     desired = desired_deployments(config, project, pipelines, crash_detection(config, api), parameters)
     ours = owner(config, project)
-    client = PrefectApi(api, config.timeout)
+    client = command_client(api, config.timeout)
     existing = client.deployments_named(
         sorted({d.flow_name for d in desired}), sorted({d.name for d in desired})
     )
