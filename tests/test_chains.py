@@ -38,6 +38,7 @@ def test_a_completed_run_triggers_the_next_pipeline_and_a_failed_one_does_not(
     project = add_flow_pipelines(
         make_project(
             "pipelines: [data_processing, data_science, failing]\n"
+            "timeout: 30\n"  # each session must write everything, however loaded the machine
             "deployments:\n"
             "  data_science: {after: [data_processing]}\n"
         )
@@ -56,6 +57,7 @@ def test_a_completed_run_triggers_the_next_pipeline_and_a_failed_one_does_not(
     assert failing["state"]["type"] == "FAILED"
     (project / "conf" / "base" / "prefect.yml").write_text(
         "pipelines: [data_processing, data_science, failing]\n"
+        "timeout: 30\n"
         "deployments:\n"
         "  data_science: {after: [data_processing]}\n"
         "  data_processing: {after: [failing]}\n"
@@ -69,7 +71,7 @@ def test_a_completed_run_triggers_the_next_pipeline_and_a_failed_one_does_not(
 
 
 def test_removing_after_removes_the_trigger_and_a_change_is_idempotent(shared_api_url, make_project):
-    conf = "pipelines: [data_processing, data_science]\ndeployments:\n  data_science: {after: [data_processing]}\n"
+    conf = "pipelines: [data_processing, data_science]\ntimeout: 30\ndeployments:\n  data_science: {after: [data_processing]}\n"
     project = make_project(conf)
     open_session(project)
     [before] = chain_automations(shared_api_url, project)
@@ -78,6 +80,8 @@ def test_removing_after_removes_the_trigger_and_a_change_is_idempotent(shared_ap
     open_session(project)  # deployments rewritten, the trigger kept as it is
     assert [a["id"] for a in chain_automations(shared_api_url, project)] == [before["id"]]
 
-    (project / "conf" / "base" / "prefect.yml").write_text("pipelines: [data_processing, data_science]\n")
+    (project / "conf" / "base" / "prefect.yml").write_text(
+        "pipelines: [data_processing, data_science]\ntimeout: 30\n"
+    )
     open_session(project)
     assert chain_automations(shared_api_url, project) == []

@@ -67,7 +67,7 @@ def test_a_healthy_run_of_a_deployment_that_opted_out_is_never_judged(api_url, m
     trigger whether it covers each run's real events: the opted-in run's (the check can fail),
     and the opted-out run's, which must never be; that run then completes, never CRASHED."""
     pool = f"crash-{uuid.uuid4().hex[:6]}"
-    conf = f"pipelines: [sleepy]\nwork_pool: {{name: {pool}}}\n"
+    conf = f"pipelines: [sleepy]\ntimeout: 30\nwork_pool: {{name: {pool}}}\n"
     opted_in = add_flow_pipelines(make_project(conf + "mark_crashed_runs: true\n"))
     opted_out = add_flow_pipelines(make_project(conf + "mark_crashed_runs: false\n"))
     open_session(opted_in)
@@ -105,7 +105,10 @@ def test_a_healthy_run_of_a_deployment_that_opted_out_is_never_judged(api_url, m
 def test_auto_marks_crashed_runs_on_the_local_server_whatever_names_its_url(make_project, monkeypatch):
     """Seen: exporting the URL `kedro prefect server start` printed, or setting it in .env, turned
     crash marking off (`auto` looked at how the URL was found, not at what it is)."""
-    project = make_project(f"pipelines: [data_science]\nwork_pool: {{name: pool-{uuid.uuid4().hex[:6]}}}\n")
+    # timeout: 30: each session must register, however slowly the just-started server answers
+    project = make_project(
+        f"pipelines: [data_science]\ntimeout: 30\nwork_pool: {{name: pool-{uuid.uuid4().hex[:6]}}}\n"
+    )
     port = free_port()
     started = kedro(project, "prefect", "server", "start", "--port", str(port))
     assert started.returncode == 0, started.stderr
