@@ -120,7 +120,6 @@ def follow(
     counts are the run's own, from its report (`report_key`), when it published one."""
     start = time.monotonic()
     left_scheduled = False
-    kind, label, message, completed, failed = "SCHEDULED", "SCHEDULED", "", 0, 0
     unanswered = False
     while True:
         try:
