@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -145,3 +146,33 @@ def refusing_proxy(
 
     with serve(respond) as url:
         yield url, seen
+
+
+@contextmanager
+def not_http(reply: bytes = b"SSH-2.0-OpenSSH_9.6\r\n") -> Iterator[str]:
+    """A TCP server on 127.0.0.1 that answers every connection with `reply`, which is not HTTP:
+    what a port taken by another program (or a server half up) sends. Yields an API URL."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    listener.settimeout(0.2)
+    stop = threading.Event()
+
+    def accept() -> None:
+        while not stop.is_set():
+            try:
+                connection, _ = listener.accept()
+            except OSError:
+                continue
+            with connection, contextlib.suppress(OSError):
+                connection.recv(65536)
+                connection.sendall(reply)
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}/api"
+    finally:
+        stop.set()
+        thread.join()
+        listener.close()

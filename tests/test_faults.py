@@ -12,11 +12,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from kedro_prefect_hooks.local.server import free_port
-from kedro_prefect_hooks.registration.connection import PrefectApiError
+from kedro_prefect_hooks.local.server import free_port, is_healthy
+from kedro_prefect_hooks.registration.api import PrefectApi
+from kedro_prefect_hooks.registration.connection import ApiSettings, PrefectApiError
 
 from conftest import kedro, open_session, project_deployments
-from fake_servers import empty_object, login_page, proxy, refusing_proxy, serve, trickling
+from fake_servers import empty_object, login_page, not_http, proxy, refusing_proxy, serve, trickling
 from kedro_projects import BIN
 from prefect_runs import call_api
 
@@ -342,3 +343,26 @@ def test_a_command_the_user_ran_waits_for_answers_slower_than_timeout(api_url, m
     assert "written" in registered.stdout, registered.stdout
     assert front.seen  # the answers did go through the slow proxy
     assert [d["name"] for d in project_deployments(api_url, project)] == ["data_processing"]
+
+
+@pytest.mark.parametrize(
+    "reply", [b"SSH-2.0-OpenSSH_9.6\r\n", b"HTTP/1.1 200 OK\r\nContent-Length: 50\r\n\r\n{"]
+)
+def test_an_answer_that_is_not_http_is_not_a_healthy_server(reply):
+    """Seen in CI: `kedro prefect server start` died with a traceback while it waited for its
+    server, when the first answers on the port were not HTTP (http.client's BadStatusLine is no
+    OSError)."""
+    with not_http(reply) as url:
+        assert is_healthy(url) is False
+
+
+@pytest.mark.parametrize(
+    "reply", [b"SSH-2.0-OpenSSH_9.6\r\n", b"HTTP/1.1 200 OK\r\nContent-Length: 50\r\n\r\n{"]
+)
+def test_an_answer_that_is_not_http_is_an_api_error_that_names_the_url(reply):
+    """Every failure of the client is a PrefectApiError, which a session turns into one warning."""
+    with not_http(reply) as url:
+        client = PrefectApi(ApiSettings(url=url, source="test"), timeout=5)
+        with pytest.raises(PrefectApiError, match="connection failed") as raised:
+            client.variable("kedro-prefect-hooks")
+    assert url in str(raised.value)

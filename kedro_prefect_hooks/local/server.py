@@ -7,6 +7,7 @@ when no API is configured, and `kedro prefect server stop` can stop it later.
 
 from __future__ import annotations
 
+import http.client
 import os
 import socket
 import subprocess
@@ -36,11 +37,15 @@ def free_port() -> int:
 
 
 def is_healthy(api_url: str, timeout: float = 1.0) -> bool:
-    """One plain GET on <api>/health: answers in milliseconds, unlike Prefect's retrying client."""
+    """One plain GET on <api>/health: answers in milliseconds, unlike Prefect's retrying client.
+
+    Healthy means Prefect's own answer (200, `true`): a port may answer with something else
+    (another program, a server half up), and what is not HTTP raises http.client's errors.
+    """
     try:
         with urllib.request.urlopen(f"{api_url}/health", timeout=timeout) as response:
-            return response.status == 200
-    except (urllib.error.URLError, OSError):
+            return response.status == 200 and response.read().strip() == b"true"
+    except (OSError, http.client.HTTPException):  # URLError is an OSError
         return False
 
 

@@ -15,6 +15,7 @@ healthy server would take: past it, OutOfTime, and the caller says what it did.
 
 from __future__ import annotations
 
+import http.client
 import json
 import re
 import socket
@@ -133,14 +134,7 @@ class PrefectApi:
 
         def exchange() -> None:
             try:
-                with urllib.request.urlopen(request, timeout=limit) as response:
-                    outcome["answer"] = (
-                        response.status,
-                        response.read(),
-                        response.headers.get_content_type(),
-                    )
-            except urllib.error.HTTPError as exc:
-                outcome["answer"] = (exc.code, exc.read(), exc.headers.get_content_type())
+                outcome["answer"] = _status_body_type(request, limit)
             except BaseException as exc:  # reported in the caller's thread
                 outcome["error"] = exc
 
@@ -157,7 +151,7 @@ class PrefectApi:
             exc = outcome["error"]
             if isinstance(exc, urllib.error.URLError):
                 raise self._error(f"cannot connect ({exc.reason})") from None
-            if isinstance(exc, (OSError, ValueError)):  # reset, bad status line, bad URL...
+            if isinstance(exc, (OSError, ValueError, http.client.HTTPException)):  # reset, not HTTP, bad URL...
                 raise self._error(f"connection failed ({exc})") from None
             raise exc
         return outcome["answer"]
@@ -380,3 +374,12 @@ def _decode(raw: bytes) -> Any:
 def _detail(payload: Any, raw: bytes) -> str:
     detail = payload.get("detail") or payload if isinstance(payload, dict) else raw.decode(errors="replace")
     return re.sub(r"\s+", " ", str(detail))[:300]
+
+
+def _status_body_type(request: urllib.request.Request, timeout: float) -> tuple[int, bytes, str]:
+    """One request's status, body and content type; an error status is an answer too."""
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return response.status, response.read(), response.headers.get_content_type()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read(), exc.headers.get_content_type()
