@@ -151,7 +151,8 @@ class PrefectApi:
             exc = outcome["error"]
             if isinstance(exc, urllib.error.URLError):
                 raise self._error(f"cannot connect ({exc.reason})") from None
-            if isinstance(exc, (OSError, ValueError, http.client.HTTPException)):  # reset, not HTTP, bad URL...
+            # a reset connection, an answer that is not HTTP, a bad URL...
+            if isinstance(exc, (OSError, ValueError, http.client.HTTPException)):
                 raise self._error(f"connection failed ({exc})") from None
             raise exc
         return outcome["answer"]
