@@ -46,6 +46,7 @@ AUTH_STRING = "admin:s3cret"
 def prefect_server(tmp_path_factory, isolated_prefect_home):
     """`prefect server start` on a free 127.0.0.1 port with SQLite, once per test session."""
     process, url = start_server(tmp_path_factory.mktemp("server-home"), settings=TEST_SERVER_SETTINGS)
+    warm_up(url)
     yield url
     if "prefect.logging.handlers" in sys.modules:  # in-process flow runs: send their last logs
         sys.modules["prefect.logging.handlers"].APILogWorker.drain_all(timeout=5)
@@ -59,6 +60,18 @@ def auth_server(tmp_path_factory, isolated_prefect_home):
     process, url = start_server(tmp_path_factory.mktemp("auth-server-home"), settings=settings)
     yield url
     stop_server(process)
+
+
+def warm_up(url: str) -> None:
+    """The requests a registering session makes, once, before any test: a just-started server
+    answers its first of each kind slowly (over 2 s on a loaded CI machine, more than a
+    session's `timeout:`), which made tests that are not about a slow server fail."""
+    flow_id = call_api("POST", f"{url}/flows/", json={"name": "warm-up"}).json()["id"]
+    deployment = call_api("POST", f"{url}/deployments/", json={"name": "warm-up", "flow_id": flow_id})
+    for kind in ("deployments", "work_pools", "variables", "automations", "flow_runs"):
+        call_api("POST", f"{url}/{kind}/filter", json={"limit": 1})
+    call_api("GET", f"{url}/variables/name/warm-up", check=False)
+    call_api("DELETE", f"{url}/deployments/{deployment.json()['id']}")
 
 
 @pytest.fixture
@@ -83,6 +96,7 @@ def postgres_server(tmp_path_factory, isolated_prefect_home):
     try:
         settings = {**TEST_SERVER_SETTINGS, "PREFECT_API_DATABASE_CONNECTION_URL": cluster.url}
         process, url = start_server(tmp_path_factory.mktemp("postgres-server-home"), settings=settings)
+        warm_up(url)
     except BaseException:
         cluster.stop()
         raise
