@@ -34,7 +34,7 @@ REGISTER_50 = """
 import sys, time
 from pathlib import Path
 t0 = time.perf_counter()
-from kedro_prefect_hooks.registration.connection import resolve_api
+from kedro_prefect_hooks.prefect_api.settings import resolve_api
 from kedro_prefect_hooks.config import parse_config
 from kedro_prefect_hooks.project import KedroProject
 from kedro_prefect_hooks.registration.apply import register

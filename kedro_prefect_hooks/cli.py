@@ -8,6 +8,7 @@ import click
 
 from kedro_prefect_hooks.cli_local import server, worker
 from kedro_prefect_hooks.cli_support import ENV_OPTION, config_and_api, plain_env
+from kedro_prefect_hooks.run_options import FILTERS
 
 
 @click.group(name="kedro-prefect-hooks")
@@ -106,9 +107,9 @@ def register(metadata, env: str | None, pipelines: tuple[str, ...], dry_run: boo
       kedro prefect register --env prod --take-over
     """
     from kedro_prefect_hooks.config import ConfigError
+    from kedro_prefect_hooks.prefect_api.errors import PrefectApiError
     from kedro_prefect_hooks.registration.apply import preview
     from kedro_prefect_hooks.registration.apply import register as apply
-    from kedro_prefect_hooks.registration.connection import PrefectApiError
 
     config, api, loader = config_and_api(metadata, env)
     project = _kedro_project(metadata, loader, env)
@@ -144,10 +145,10 @@ def list_deployments(metadata, env: str | None) -> None:
     Example:
       kedro prefect list --env local
     """
-    from kedro_prefect_hooks.registration.api import command_client
+    from kedro_prefect_hooks.prefect_api.client import command_client
+    from kedro_prefect_hooks.prefect_api.errors import PrefectApiError
     from kedro_prefect_hooks.registration.automations import crash_detection
     from kedro_prefect_hooks.registration.compare import owner_of
-    from kedro_prefect_hooks.registration.connection import PrefectApiError
     from kedro_prefect_hooks.registration.plan import FINGERPRINT_LABEL, desired_deployments, owner
 
     config, api, loader = config_and_api(metadata, env)
@@ -192,23 +193,25 @@ def _schedule_text(schedules: list[dict]) -> str:
     return "; ".join(parts)
 
 
-def _list_option(name: str, what: str):
-    return click.option(name, default="", help=f"{what}, comma-separated, as `kedro run {name}`.")
+def _filter_options(command):
+    """`kedro run`'s filters as options, from the one table (run_options.FILTERS), in its order."""
+    for run_filter in reversed(FILTERS):
+        name = "--" + run_filter.option.replace("_", "-")
+        if run_filter.kind == "flag":
+            command = click.option(name, is_flag=True, help=run_filter.help)(command)
+        elif run_filter.kind == "names":
+            help_text = f"{run_filter.help}, comma-separated, as `kedro run {name}`."
+            command = click.option(name, default="", help=help_text)(command)
+        else:
+            command = click.option(name, default="", help=run_filter.help)(command)
+    return command
 
 
 @prefect.command()
 @click.argument("pipeline")
 @ENV_OPTION
 @click.option("--params", default="", help="Runtime params, Kedro syntax: key=value,section.key=value")
-@_list_option("--tags", "Only the nodes with any of these tags")
-@_list_option("--nodes", "Only these nodes (flow parameter node_names)")
-@_list_option("--from-nodes", "These nodes and everything downstream of them")
-@_list_option("--to-nodes", "These nodes and everything upstream of them")
-@_list_option("--namespaces", "Only the nodes in these namespaces")
-@_list_option("--from-inputs", "The nodes downstream of these datasets")
-@_list_option("--to-outputs", "The nodes upstream of these datasets")
-@click.option("--load-versions", default="", help="dataset:version pairs to load, comma-separated.")
-@click.option("--only-missing-outputs", is_flag=True, help="Skip the nodes whose outputs all exist.")
+@_filter_options
 @click.option("--wait", is_flag=True, help="Follow the run to its end; exit 1 unless it completed.")
 @click.option("--timeout", default=3600.0, show_default=True, help="Seconds --wait follows it.")
 @click.option(

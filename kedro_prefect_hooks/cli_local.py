@@ -7,7 +7,7 @@ import subprocess
 
 import click
 
-from kedro_prefect_hooks.cli_support import ENV_OPTION, config_and_api, project_config, project_of
+from kedro_prefect_hooks.cli_support import ENV_OPTION, api_of, config_and_api, project_config, project_of
 
 
 @click.group()
@@ -107,10 +107,9 @@ def worker_status(metadata, env: str | None) -> None:
     Example:
       kedro prefect worker status
     """
-    from kedro_prefect_hooks.hooks import find_api
     from kedro_prefect_hooks.local.worker import running_workers
-    from kedro_prefect_hooks.registration.api import command_client
-    from kedro_prefect_hooks.registration.connection import PrefectApiError
+    from kedro_prefect_hooks.prefect_api.client import command_client
+    from kedro_prefect_hooks.prefect_api.errors import PrefectApiError
 
     project_path, _ = project_of(metadata)
     config, _ = project_config(metadata, env, required=False)
@@ -121,7 +120,7 @@ def worker_status(metadata, env: str | None) -> None:
         + (f"running, pid {mine.pid}, log {mine.log}" if mine else "not running")
     )
     try:
-        api = find_api(config, project_path)
+        api = api_of(config, project_path)
         seen = command_client(api, config.timeout).pool_workers(pool)
     except PrefectApiError as exc:
         click.echo(f"  could not ask the Prefect API for the pool's workers: {exc}")
@@ -148,11 +147,10 @@ def worker_stop(metadata, env: str | None, timeout: float) -> None:
       kedro prefect worker stop --timeout 30
     """
     from kedro_prefect_hooks.config import ConfigError
-    from kedro_prefect_hooks.hooks import find_api
     from kedro_prefect_hooks.local.worker import stop_worker
+    from kedro_prefect_hooks.prefect_api.client import command_client
+    from kedro_prefect_hooks.prefect_api.errors import PrefectApiError
     from kedro_prefect_hooks.project import load_project_config
-    from kedro_prefect_hooks.registration.api import command_client
-    from kedro_prefect_hooks.registration.connection import PrefectApiError
 
     project_path, _ = project_of(metadata)
     try:
@@ -160,7 +158,7 @@ def worker_stop(metadata, env: str | None, timeout: float) -> None:
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from None
     try:
-        client = command_client(find_api(config, project_path), config.timeout)
+        client = command_client(api_of(config, project_path), config.timeout)
     except PrefectApiError:
         client = None  # no API to tell: the process is stopped all the same
     pool = config.work_pool.name
@@ -181,9 +179,9 @@ def server_start(metadata, port: int | None) -> None:
     Example:
       kedro prefect server start --port 4300
     """
-    from kedro_prefect_hooks.local.prefect_toml import start_lines
     from kedro_prefect_hooks.local.server import start_local_server
-    from kedro_prefect_hooks.registration.connection import ui_url
+    from kedro_prefect_hooks.prefect_api.prefect_toml import start_lines
+    from kedro_prefect_hooks.prefect_api.settings import ui_url
 
     project_path, _ = project_of(metadata)
     click.echo("Starting a local Prefect server...")
@@ -210,7 +208,7 @@ def server_status(metadata) -> None:
       kedro prefect server status
     """
     from kedro_prefect_hooks.local.server import is_healthy, local_server
-    from kedro_prefect_hooks.registration.connection import ui_url
+    from kedro_prefect_hooks.prefect_api.settings import ui_url
 
     project_path, _ = project_of(metadata)
     record = local_server(project_path)
@@ -232,9 +230,9 @@ def server_stop(metadata) -> None:
     Example:
       kedro prefect server stop
     """
-    from kedro_prefect_hooks.local.prefect_toml import remove_ours
     from kedro_prefect_hooks.local.server import stop_local_server
     from kedro_prefect_hooks.local.worker import running_workers, stop_worker
+    from kedro_prefect_hooks.prefect_api.prefect_toml import remove_ours
 
     project_path, _ = project_of(metadata)
     for pool in running_workers(project_path):

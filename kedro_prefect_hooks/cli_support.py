@@ -58,11 +58,18 @@ def project_config(metadata, env: str | None, required: bool = True):
 
 def config_and_api(metadata, env: str | None, required: bool = True):
     """The project's config, API and config loader, or a one-line error naming the fix."""
-    from kedro_prefect_hooks.hooks import find_api
-    from kedro_prefect_hooks.registration.connection import PrefectApiError
+    from kedro_prefect_hooks.prefect_api.errors import PrefectApiError
 
     config, loader = project_config(metadata, env, required)
     try:
-        return config, find_api(config, project_of(metadata)[0]), loader
+        return config, api_of(config, project_of(metadata)[0]), loader
     except PrefectApiError as exc:
         raise click.ClickException(str(exc)) from None
+
+
+def api_of(config, project_path: Path):
+    """The API a command talks to: prefect_api.find_api, told whether this project's server runs."""
+    from kedro_prefect_hooks.local.server import local_server_url
+    from kedro_prefect_hooks.prefect_api.find import find_api
+
+    return find_api(config.api_url, project_path, local_server_url(project_path))

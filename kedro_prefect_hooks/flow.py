@@ -51,7 +51,7 @@ def kedro_pipeline(
     from kedro_prefect_hooks.run.remote import RemoteRun
     from kedro_prefect_hooks.run.resume import earlier_attempt
     from kedro_prefect_hooks.run.runner import PrefectRunner
-    from kedro_prefect_hooks.selection import command_options
+    from kedro_prefect_hooks.run_options import command_options
 
     project_path = Path.cwd()
     metadata = bootstrap_project(project_path)

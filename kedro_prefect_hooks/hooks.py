@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -13,9 +12,11 @@ from kedro_prefect_hooks.compat import requested_pipelines
 from kedro_prefect_hooks.config import PrefectConfig
 from kedro_prefect_hooks.config.base import ShortError
 from kedro_prefect_hooks.config.loader import INIT_HINT, load_config, missing_env_folder
-from kedro_prefect_hooks.local.prefect_toml import FILE_NAME, is_ours
 from kedro_prefect_hooks.local.server import local_server_url
 from kedro_prefect_hooks.local.worker import WorkerStartError, ensure_worker
+from kedro_prefect_hooks.prefect_api.errors import PrefectApiError
+from kedro_prefect_hooks.prefect_api.find import find_api
+from kedro_prefect_hooks.prefect_api.settings import ApiSettings
 from kedro_prefect_hooks.project import (
     describe_project,
     inside_prefect_run,
@@ -29,14 +30,6 @@ from kedro_prefect_hooks.registration.apply import (
     RegistrationStopped,
     register,
 )
-from kedro_prefect_hooks.registration.connection import (
-    LOCAL_SERVER,
-    ApiSettings,
-    PrefectApiError,
-    resolve_api,
-    same_api,
-)
-from kedro_prefect_hooks.registration.prefect_settings import PREFECT_TOML
 
 logger = logging.getLogger(__name__)
 if logging.getLogger("kedro_prefect_hooks").level == logging.NOTSET:
@@ -85,7 +78,7 @@ class PrefectHook:
         prune = config.prune and not found.problems
         outcome, api = None, None
         try:
-            api = find_api(config, project.path)
+            api = find_api(config.api_url, project.path, local_server_url(project.path))
             parameters = pipeline_parameters(found, _loader_without_runtime_params(context), pipelines)
             outcome = register(
                 config, project, pipelines, api, prune=prune, parameters=parameters, budget=config.timeout
@@ -142,39 +135,3 @@ def _loader_without_runtime_params(context: Any) -> Any:
     if not getattr(context.config_loader, "runtime_params", None):
         return context.config_loader
     return project_config_loader(context.project_path, context.env)
-
-
-def find_api(config: PrefectConfig, project_path: Path) -> ApiSettings:
-    """The configured API, else this project's local server if it runs, else an error with the two ways out.
-
-    The prefect.toml that `kedro prefect server start` wrote counts as the local server
-    while that runs; once it is stopped, the file is named instead of used: by then
-    another server (another project's) may listen on its port. An API whose URL is the
-    running local server's, wherever the URL came from, is marked as the local server.
-    """
-    api = resolve_api(config.api_url)
-    local = local_server_url(project_path)
-    if api is not None and api.source == PREFECT_TOML and _our_prefect_toml(project_path):
-        if not (local and same_api(api.url, local)):
-            raise PrefectApiError(
-                f"{PREFECT_TOML} was written by `kedro prefect server start` for this project's local "
-                f"server, which is not running: start it again with `kedro prefect server start`, or "
-                f"delete prefect.toml"
-            )
-        api = replace(api, source=LOCAL_SERVER)
-    if api is None and local:
-        api = ApiSettings(url=local, source=LOCAL_SERVER)
-    if api is not None and local and same_api(api.url, local):
-        api = replace(api, local_server=True)
-    if api is None:
-        raise PrefectApiError(
-            "No Prefect API: start a local one with `kedro prefect server start`, "
-            "or set PREFECT_API_URL (or `api_url` in prefect.yml)."
-        )
-    return api
-
-
-def _our_prefect_toml(project_path: Path) -> bool:
-    """The working directory's prefect.toml is the one `server start` wrote into this project."""
-    here = Path.cwd() / FILE_NAME
-    return here.resolve() == (Path(project_path) / FILE_NAME).resolve() and is_ours(here)

@@ -1,5 +1,5 @@
-"""Which nodes a `kedro prefect run` runs: `kedro run`'s filter options as flow parameters,
-the Prefect tasks they leave, and the command that resumes a failed run.
+"""Which nodes a `kedro prefect run` runs: the Prefect tasks the run's filters leave, and the
+options typed, for the command that resumes a failed run (run_options.py writes it).
 
 Counting here, before the run starts, lets `--wait` show "0/12 nodes" from the first
 line, and a filter naming an unknown node fails before a run is created. The count
@@ -9,50 +9,11 @@ run's to say (its report), by Kedro's rule (run/resume.py).
 
 from __future__ import annotations
 
-import shlex
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-# `kedro prefect run` option -> the flow parameter (and `KedroSession.run` argument) it sets.
-LIST_OPTIONS = {
-    "tags": "tags",
-    "nodes": "node_names",
-    "from_nodes": "from_nodes",
-    "to_nodes": "to_nodes",
-    "namespaces": "namespaces",
-    "from_inputs": "from_inputs",
-    "to_outputs": "to_outputs",
-}
-
-
-def split_names(text: str) -> list[str]:
-    """`a, b,,c` -> [a, b, c]: Kedro's comma-separated option values."""
-    return [part.strip() for part in text.split(",") if part.strip()]
-
-
-def parse_load_versions(text: str) -> dict[str, str]:
-    """`kedro run --load-versions` syntax: `dataset:version,other:version`."""
-    versions = {}
-    for item in split_names(text):
-        name, sep, version = item.partition(":")
-        if not sep or not name.strip() or not version.strip():
-            raise ValueError(f"{item!r} is not dataset:version")
-        versions[name.strip()] = version.strip()
-    return versions
-
-
-def filter_parameters(options: dict[str, Any]) -> dict[str, Any]:
-    """Flow parameters for the filter options given (empty ones are left to the deployment)."""
-    parameters: dict[str, Any] = {}
-    for option, parameter in LIST_OPTIONS.items():
-        if names := split_names(options.get(option) or ""):
-            parameters[parameter] = names
-    if options.get("load_versions"):
-        parameters["load_versions"] = parse_load_versions(options["load_versions"])
-    if options.get("only_missing_outputs"):
-        parameters["only_missing_outputs"] = True
-    return parameters
+from kedro_prefect_hooks.run_options import LIST_OPTIONS
 
 
 @dataclass
@@ -142,58 +103,6 @@ def project_catalog(project_path: Any, env: str | None, params: dict[str, Any] |
     except MissingConfigException:
         credentials = {}
     return settings.DATA_CATALOG_CLASS.from_config(catalog=loader["catalog"], credentials=credentials)
-
-
-def command_options(
-    env: str | None, params: dict[str, Any] | None, flow_parameters: dict[str, Any]
-) -> list[tuple[str, str]]:
-    """The `kedro prefect run` options that make a run with these flow parameters, for the
-    command a failed run's message prints. Runtime params that `--params` cannot express
-    (lists, commas) are left out."""
-    options: list[tuple[str, str]] = [("--env", env)] if env else []
-    if params and (text := params_text(params)):
-        options.append(("--params", text))
-    for option, parameter in LIST_OPTIONS.items():
-        if names := flow_parameters.get(parameter):
-            options.append(("--" + option.replace("_", "-"), ",".join(names)))
-    if versions := flow_parameters.get("load_versions"):
-        options.append(("--load-versions", ",".join(f"{k}:{v}" for k, v in versions.items())))
-    if flow_parameters.get("only_missing_outputs"):
-        options.append(("--only-missing-outputs", ""))
-    return options
-
-
-def params_text(params: dict[str, Any], prefix: str = "") -> str | None:
-    """Kedro's `--params` text for `params` (`a=1,b.c=x`); None if a value cannot be written there."""
-    import yaml
-
-    parts = []
-    for key, value in params.items():
-        if isinstance(value, dict):
-            nested = params_text(value, f"{prefix}{key}.")
-            if nested is None:
-                return None
-            parts.append(nested)
-            continue
-        if isinstance(value, (list, tuple)) or "," in str(value) or any(c in str(key) for c in ",=."):
-            return None
-        text = yaml.safe_dump(value, default_flow_style=True, width=10**9).removesuffix("\n...\n").strip()
-        if yaml.safe_load(text) != value:
-            return None
-        parts.append(f"{prefix}{key}={text}")
-    return ",".join(parts)
-
-
-def resume_command(pipeline: str, options: list[tuple[str, str]], from_nodes: list[str]) -> str:
-    """`kedro prefect run <pipeline> <the run's options> --from-nodes a,b`; a --from-nodes given is
-    replaced. No `from_nodes`: the same command again."""
-    parts = ["kedro", "prefect", "run", pipeline]
-    for option, value in options:
-        if option != "--from-nodes" or not from_nodes:
-            parts += [option] if value == "" else [option, value]
-    if from_nodes:
-        parts += ["--from-nodes", ",".join(from_nodes)]
-    return shlex.join(parts)
 
 
 def given_options(context: Any) -> list[tuple[str, str]]:

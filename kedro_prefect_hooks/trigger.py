@@ -89,16 +89,12 @@ def run_pipeline(
 ) -> None:
     """Trigger `deployment` (the pipeline's, as this env names it); with `wait`, follow it to its
     end: a click error unless it completed."""
-    from kedro_prefect_hooks.registration.api import command_client
-    from kedro_prefect_hooks.registration.connection import PrefectApiError, ui_url
+    from kedro_prefect_hooks.prefect_api.client import command_client
+    from kedro_prefect_hooks.prefect_api.errors import PrefectApiError
+    from kedro_prefect_hooks.prefect_api.settings import ui_url
     from kedro_prefect_hooks.run.report import artifact_key
-    from kedro_prefect_hooks.selection import (
-        filter_parameters,
-        load_plan,
-        plan_problem,
-        project_catalog,
-        resume_command,
-    )
+    from kedro_prefect_hooks.run_options import filter_parameters, resume_command
+    from kedro_prefect_hooks.selection import load_plan, plan_problem, project_catalog
     from kedro_prefect_hooks.watch import start_hint, wait_and_report
 
     pipeline = deployment.pipeline

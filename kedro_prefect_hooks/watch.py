@@ -16,9 +16,10 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
+from kedro_prefect_hooks.prefect_api.client import PrefectApi
+from kedro_prefect_hooks.prefect_api.errors import ApiRefused, PrefectApiError
+from kedro_prefect_hooks.prefect_api.settings import ui_url
 from kedro_prefect_hooks.progress import Display, progress_line
-from kedro_prefect_hooks.registration.api import ApiRefused, PrefectApi
-from kedro_prefect_hooks.registration.connection import PrefectApiError, ui_url
 from kedro_prefect_hooks.run.report import ReportSummary, read_summary, sentence
 from kedro_prefect_hooks.selection import Plan
 

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from kedro_prefect_hooks.config import FLOW_PARAMETERS, ConfigError, parse_config
+from kedro_prefect_hooks.prefect_api.settings import resolve_api
 from kedro_prefect_hooks.project import KedroProject
-from kedro_prefect_hooks.registration.connection import resolve_api
 from kedro_prefect_hooks.registration.plan import (
     FINGERPRINT_LABEL,
     OWNER_LABEL,

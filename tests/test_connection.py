@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from kedro_prefect_hooks.config import ConfigError, parse_config
-from kedro_prefect_hooks.registration.connection import PrefectApiError, resolve_api
+from kedro_prefect_hooks.prefect_api.errors import PrefectApiError
+from kedro_prefect_hooks.prefect_api.settings import LOCAL_SERVER, resolve_api
 
 
 @pytest.fixture(autouse=True)
@@ -144,12 +145,33 @@ def test_each_credential_is_taken_from_its_own_first_source(tmp_path, monkeypatc
 
 def test_a_prefect_toml_left_by_a_stopped_local_server_is_named_not_silently_used(make_project, monkeypatch):
     """Another developer's server may listen on that port by now: the hook must not write there."""
-    from kedro_prefect_hooks.config import PrefectConfig
-    from kedro_prefect_hooks.hooks import find_api
-    from kedro_prefect_hooks.local.prefect_toml import point_prefect_cli_at
+    from kedro_prefect_hooks.local.server import local_server_url
+    from kedro_prefect_hooks.prefect_api.find import find_api
+    from kedro_prefect_hooks.prefect_api.prefect_toml import point_prefect_cli_at
 
     project = make_project()
     assert point_prefect_cli_at(project, "http://127.0.0.1:4200/api") == "written"
     monkeypatch.chdir(project)
     with pytest.raises(PrefectApiError, match="local server, which is not running"):
-        find_api(PrefectConfig(), project)
+        find_api(None, project, local_server_url(project))
+    # while that server runs, the file is the local server, however the URL is spelled
+    running = find_api(None, project, "http://localhost:4200/api/")
+    assert (running.url, running.source, running.local_server) == (
+        "http://127.0.0.1:4200/api",
+        LOCAL_SERVER,
+        True,
+    )
+
+
+def test_the_local_server_is_used_only_when_nothing_names_an_api(tmp_path, monkeypatch):
+    from kedro_prefect_hooks.prefect_api.find import find_api
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("PREFECT_API_URL", raising=False)
+    monkeypatch.setenv("PREFECT_HOME", str(tmp_path / "home"))
+    local = "http://127.0.0.1:4321/api"
+    assert find_api(None, tmp_path, local).source == LOCAL_SERVER
+    named = find_api("https://prefect.example.com/api", tmp_path, local)
+    assert (named.source, named.local_server) == ("api_url in prefect.yml", False)
+    with pytest.raises(PrefectApiError, match="No Prefect API"):
+        find_api(None, tmp_path, None)

@@ -13,8 +13,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from kedro_prefect_hooks.local.server import free_port, is_healthy
-from kedro_prefect_hooks.registration.api import PrefectApi
-from kedro_prefect_hooks.registration.connection import ApiSettings, PrefectApiError
+from kedro_prefect_hooks.prefect_api.client import PrefectApi
+from kedro_prefect_hooks.prefect_api.errors import PrefectApiError
+from kedro_prefect_hooks.prefect_api.settings import ApiSettings
 
 from conftest import kedro, open_session, project_deployments
 from fake_servers import empty_object, login_page, not_http, proxy, refusing_proxy, serve, trickling

@@ -41,3 +41,28 @@ def test_each_phase_lives_in_its_own_subpackage():
         "run",
         "local",
     }
+
+
+def imported_by(subpackage: str) -> set[str]:
+    """Our modules that the modules of `subpackage` import, outside it."""
+    paths = sorted(PACKAGE.rglob("*.py"))
+    modules = {module_name(path) for path in paths}
+    inside = f"kedro_prefect_hooks.{subpackage}"
+    found: set[str] = set()
+    for path in (PACKAGE / subpackage).rglob("*.py"):
+        found |= imports(path, modules)
+    return {name for name in found if not name.startswith(inside)}
+
+
+def test_the_prefect_api_layer_is_below_every_phase():
+    """Which API, and the REST client, are used by registration, local processes and the trigger
+    side; they import none of them (nor config), only compat."""
+    assert imported_by("prefect_api") <= {"kedro_prefect_hooks", "kedro_prefect_hooks.compat"}
+
+
+def test_config_imports_no_phase():
+    """config/ checks user input; a phase may use it, never the other way round."""
+    allowed = {"kedro_prefect_hooks", "kedro_prefect_hooks.compat", "kedro_prefect_hooks.run_options"}
+    assert {
+        name for name in imported_by("config") if not name.startswith("kedro_prefect_hooks.prefect_api")
+    } <= allowed

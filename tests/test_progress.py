@@ -6,8 +6,8 @@ import io
 
 from rich.console import Console
 
+from kedro_prefect_hooks.prefect_api.errors import PrefectApiError
 from kedro_prefect_hooks.progress import PlainDisplay, RichDisplay, make_display, progress_line
-from kedro_prefect_hooks.registration.connection import PrefectApiError
 from kedro_prefect_hooks.run.report import RunReport
 from kedro_prefect_hooks.selection import Plan
 from kedro_prefect_hooks.watch import WorkerCheck, ended, failure_lines, final_line, follow, settled_counts

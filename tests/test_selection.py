@@ -7,17 +7,15 @@ import shlex
 import pytest
 from kedro.pipeline import Pipeline, node, pipeline
 
-from kedro_prefect_hooks.selection import (
+from kedro_prefect_hooks.run_options import (
     command_options,
     filter_parameters,
-    filter_run,
     params_text,
     parse_load_versions,
-    plan_problem,
-    plan_run,
     resume_command,
     split_names,
 )
+from kedro_prefect_hooks.selection import filter_run, plan_problem, plan_run
 from kedro_prefect_hooks.trigger import parse_params
 
 
@@ -138,3 +136,21 @@ def test_the_resume_command_repeats_the_run_options_with_its_own_from_nodes():
         "kedro prefect run __default__ --params 'a=1,b=two words' --wait --timeout 60 "
         "--from-nodes boom,alpha.first"
     )
+
+
+def test_the_cli_options_and_the_flow_parameters_come_from_one_table():
+    """`kedro run`'s filters are written once (run_options.FILTERS): the run command's options
+    and what they set are derived, so a filter added there reaches the CLI, the presets and
+    the resume command."""
+    from kedro_prefect_hooks.cli import run
+    from kedro_prefect_hooks.run_options import FILTERS, FLOW_PARAMETERS
+
+    options = {param.name: param for param in run.params}
+    for run_filter in FILTERS:
+        assert run_filter.parameter in FLOW_PARAMETERS
+        assert options[run_filter.option].is_flag == (run_filter.kind == "flag")
+        assert "--" + run_filter.option.replace("_", "-") in options[run_filter.option].opts
+    given = {
+        f.option: ("a,b" if f.kind == "names" else "ds:v1" if f.kind == "versions" else True) for f in FILTERS
+    }
+    assert set(filter_parameters(given)) == {f.parameter for f in FILTERS}

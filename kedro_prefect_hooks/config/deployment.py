@@ -9,22 +9,7 @@ from pydantic import Field, TypeAdapter, ValidationError, field_validator
 from kedro_prefect_hooks.config.base import MAX_CONCURRENCY_LIMIT, _Model, prefect_name
 from kedro_prefect_hooks.config.run import RunOptions
 from kedro_prefect_hooks.config.schedule import Schedule
-
-# Flow parameters a deployment may preset, with their types; kept equal to
-# kedro_prefect_hooks.flow's signature by a test, so that this module does not import prefect.
-FLOW_PARAMETERS: dict[str, Any] = {
-    "params": dict[str, Any] | None,
-    "tags": list[str] | None,
-    "node_names": list[str] | None,
-    "from_nodes": list[str] | None,
-    "to_nodes": list[str] | None,
-    "namespaces": list[str] | None,
-    "from_inputs": list[str] | None,
-    "to_outputs": list[str] | None,
-    "load_versions": dict[str, str] | None,
-    "only_missing_outputs": bool,
-    "parameters": dict[str, Any] | None,
-}
+from kedro_prefect_hooks.run_options import FLOW_PARAMETERS
 
 
 def _env_is_a_mapping(value: dict[str, Any] | None) -> dict[str, Any] | None:

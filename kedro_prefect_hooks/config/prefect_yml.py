@@ -17,7 +17,7 @@ from kedro_prefect_hooks.config.base import (
 )
 from kedro_prefect_hooks.config.deployment import DeploymentOptions, WorkPool
 from kedro_prefect_hooks.config.source import CodeSource
-from kedro_prefect_hooks.registration.connection import url_problem
+from kedro_prefect_hooks.prefect_api.settings import url_problem
 
 
 class WorkerOptions(_Model):

@@ -25,8 +25,9 @@ from kedro_prefect_hooks.local.processes import (
     write_record,
 )
 from kedro_prefect_hooks.local.state import file_name, state_dir
-from kedro_prefect_hooks.registration.api import PrefectApi
-from kedro_prefect_hooks.registration.connection import ApiSettings, PrefectApiError
+from kedro_prefect_hooks.prefect_api.client import PrefectApi
+from kedro_prefect_hooks.prefect_api.errors import PrefectApiError
+from kedro_prefect_hooks.prefect_api.settings import ApiSettings
 
 
 def worker_name(package: str, pool: str) -> str:

@@ -26,7 +26,8 @@ import urllib.request
 from typing import Any
 from urllib.parse import quote
 
-from kedro_prefect_hooks.registration.connection import ApiSettings, PrefectApiError
+from kedro_prefect_hooks.prefect_api.errors import ApiRefused, OutOfTime, PrefectApiError
+from kedro_prefect_hooks.prefect_api.settings import ApiSettings
 
 PAGE_SIZE = 200
 # The server answers these when asked to retry (e.g. SQLite busy under load); a
@@ -38,19 +39,6 @@ RETRY_WAITS = (0.2, 0.5, 1.0, 2.0)
 # shared 2-core machine; ten sessions at once on 2 cores made some answers take several
 # times that); only time beyond it counts against a budget.
 HEALTHY_ANSWER_SECONDS = 0.5
-
-
-class OutOfTime(PrefectApiError):
-    """The conversation's budget is spent: the server answers too slowly (or keeps asking to retry)."""
-
-
-class ApiRefused(PrefectApiError):
-    """The server answered a request with an error status (e.g. 422: it refused the body)."""
-
-    def __init__(self, message: str, status: int, detail: str):
-        super().__init__(message)
-        self.status = status
-        self.detail = detail
 
 
 def path(*segments: str) -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from kedro_prefect_hooks.compat import TOMLDecodeError, read_toml
+from kedro_prefect_hooks.prefect_api.prefect_settings import first_setting, settings_layers
 
 FILE_NAME = "prefect.toml"
 MARK = "# Written by kedro-prefect-hooks (`kedro prefect server start`):"
@@ -71,8 +72,6 @@ def remove_ours(project_path: Path) -> str | None:
 
 def start_lines(project_path: Path, url: str) -> list[str]:
     """What `server start` says about the prefect CLI: the file written, or the line to paste."""
-    from kedro_prefect_hooks.registration.prefect_settings import first_setting, settings_layers
-
     outcome = point_prefect_cli_at(project_path, url)
     if outcome == "theirs":
         if configured_url(Path(project_path) / FILE_NAME) == url:

@@ -13,17 +13,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import unquote, urlsplit, urlunsplit
 
-from kedro_prefect_hooks.registration.prefect_settings import first_setting, settings_layers
+from kedro_prefect_hooks.prefect_api.errors import PrefectApiError
+from kedro_prefect_hooks.prefect_api.prefect_settings import first_setting, settings_layers
 
 LOCAL_SERVER = "the local server of `kedro prefect server start`"
-
-
-class PrefectApiError(RuntimeError):
-    """The Prefect API could not be reached, refused a request, or cannot be used as configured."""
-
-
-class PrefectUnavailable(PrefectApiError):
-    """prefect cannot be imported here (a broken or incompatible install): handled like an API error."""
 
 
 @dataclass(frozen=True)

@@ -16,15 +16,16 @@ from typing import Any
 
 from kedro_prefect_hooks.config import PrefectConfig
 from kedro_prefect_hooks.local.state import is_text_map, read_state, state_dir, write_private
+from kedro_prefect_hooks.prefect_api.client import PrefectApi, command_client
+from kedro_prefect_hooks.prefect_api.errors import ApiRefused, OutOfTime, PrefectApiError
+from kedro_prefect_hooks.prefect_api.settings import ApiSettings
 from kedro_prefect_hooks.project import KedroProject
-from kedro_prefect_hooks.registration.api import ApiRefused, OutOfTime, PrefectApi, command_client
 from kedro_prefect_hooks.registration.automations import (
     crash_detection,
     keep_crash_automation,
     reconcile_chains,
 )
 from kedro_prefect_hooks.registration.compare import FIX_CLASH, Change, compare
-from kedro_prefect_hooks.registration.connection import ApiSettings, PrefectApiError
 from kedro_prefect_hooks.registration.ownership import CHECKOUT_LABEL, checkout, is_ours
 from kedro_prefect_hooks.registration.plan import (
     MANAGED_TAG,

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from kedro_prefect_hooks.config import PrefectConfig
-from kedro_prefect_hooks.registration.connection import ApiSettings
+from kedro_prefect_hooks.prefect_api.settings import ApiSettings
 from kedro_prefect_hooks.registration.plan import (
     HEARTBEAT_SECONDS,
     HEARTBEAT_TAG,
@@ -15,7 +15,7 @@ from kedro_prefect_hooks.registration.plan import (
 )
 
 if TYPE_CHECKING:
-    from kedro_prefect_hooks.registration.api import PrefectApi
+    from kedro_prefect_hooks.prefect_api.client import PrefectApi
 
 CRASH_AUTOMATION = "kedro-prefect-hooks: mark runs crashed after 90 s without a heartbeat"
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import sys
 
-from kedro_prefect_hooks.registration.connection import PrefectUnavailable
+from kedro_prefect_hooks.prefect_api.errors import PrefectUnavailable
 
 
 def import_prefect() -> None:

@@ -30,7 +30,7 @@ from kedro_prefect_hooks.run.report import RunReport, describe_dataset, sentence
 from kedro_prefect_hooks.run.resume import EarlierAttempt, resume_from, resumed_pipeline
 from kedro_prefect_hooks.run.scheduling import DaskPool, ThreadPool, finished_future, run_in_pool
 from kedro_prefect_hooks.run.units import WorkUnit, in_memory, memory_handoffs, run_node, work_units
-from kedro_prefect_hooks.selection import resume_command
+from kedro_prefect_hooks.run_options import resume_command
 
 logger = logging.getLogger(__name__)
 
