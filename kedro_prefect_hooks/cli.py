@@ -148,39 +148,41 @@ def list_deployments(metadata, env: str | None) -> None:
     from kedro_prefect_hooks.prefect_api.client import command_client
     from kedro_prefect_hooks.prefect_api.errors import PrefectApiError
     from kedro_prefect_hooks.registration.automations import crash_detection
-    from kedro_prefect_hooks.registration.compare import owner_of
-    from kedro_prefect_hooks.registration.plan import FINGERPRINT_LABEL, desired_deployments, owner
+    from kedro_prefect_hooks.registration.compare import compare
+    from kedro_prefect_hooks.registration.plan import desired_deployments, owner
 
     config, api, loader = config_and_api(metadata, env)
     project = _kedro_project(metadata, loader, env)
     selected, parameters = _selected(config, project, (), loader)
     desired = desired_deployments(config, project, selected, crash_detection(config, api), parameters)
-    ours = owner(config, project)
     client = command_client(api, config.timeout)
     try:
-        for deployment in desired:
-            found = client.deployment_by_name(deployment.flow_name, deployment.name)
+        existing = {
+            (d.flow_name, d.name): found
+            for d in desired
+            if (found := client.deployment_by_name(d.flow_name, d.name)) is not None
+        }
+        # the same judgement registering makes: whose it is, and whether it is current
+        for change in compare(desired, existing, owner(config, project), project):
+            found = change.current
             if found is None:
-                click.echo(f"{deployment.full_name}: not registered")
+                click.echo(f"{change.full_name}: not registered")
                 continue
-            their_owner = owner_of(found, project)
-            if their_owner not in (ours, "legacy"):
-                current = f"registered by {their_owner}"
-            elif (found.get("labels") or {}).get(FINGERPRINT_LABEL) == deployment.fingerprint:
-                current = "current"
-            else:
-                current = "outdated"
             schedules = [s["schedule"] for s in found.get("schedules") or []]
             last = client.last_flow_run(found["id"])
             last_state = (
                 f"{last['state']['type']} ({last['name']})" if last and last.get("state") else "never run"
             )
             click.echo(
-                f"{deployment.full_name}: {current}, pool {found['work_pool_name']}, "
-                f"schedule {_schedule_text(schedules)}, last run {last_state}"
+                f"{change.full_name}: {LIST_STATUS[change.action] or f'registered by {change.owner}'}, "
+                f"pool {found['work_pool_name']}, schedule {_schedule_text(schedules)}, last run {last_state}"
             )
     except PrefectApiError as exc:
         raise click.ClickException(str(exc)) from None
+
+
+# What `list` says of each Change registering would make (a clash names the owner).
+LIST_STATUS = {"unchanged": "current", "update": "outdated", "clash": None}
 
 
 def _schedule_text(schedules: list[dict]) -> str:
@@ -240,12 +242,12 @@ def run(
       kedro prefect run __default__ --from-nodes train_model --wait
       kedro prefect run training --job-variable memory=16Gi --job-variable env.BATCH=64
     """
-    from kedro_prefect_hooks.registration.plan import desired_deployments
-    from kedro_prefect_hooks.selection import given_options
-    from kedro_prefect_hooks.trigger import run_pipeline
+    from kedro_prefect_hooks.trigger.selection import given_options
+    from kedro_prefect_hooks.trigger.start import RunRequest, run_pipeline
 
     config, api, loader = config_and_api(metadata, env)
     project = _kedro_project(metadata, loader, env)
-    (deployment,) = desired_deployments(config, project, _selected(config, project, (pipeline,)))
+    _selected(config, project, (pipeline,))  # refuses a pipeline prefect.yml does not select
     given = given_options(click.get_current_context())
-    run_pipeline(config, api, project, deployment, env, params, wait, timeout, job_variables, filters, given)
+    request = RunRequest(pipeline, env, params, wait, timeout, job_variables, filters, given)
+    run_pipeline(config, api, project, request)

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import signal
-import subprocess
-
 import click
 
 from kedro_prefect_hooks.cli_support import ENV_OPTION, api_of, config_and_api, project_config, project_of
@@ -44,55 +41,24 @@ def worker_start(metadata, env: str | None) -> None:
     Example:
       kedro prefect worker start --env local
     """
-    from kedro_prefect_hooks.local.processes import (
-        Record,
-        file_lock,
-        is_running,
-        read_record,
-        sigint_reset,
-        write_record,
-    )
-    from kedro_prefect_hooks.local.worker import record_path, worker_command, worker_env, worker_name
+    from kedro_prefect_hooks.local.worker import WorkerStartError, run_in_foreground
 
     project_path, package = project_of(metadata)
     config, api, _ = config_and_api(metadata, env, required=False)
     pool = config.work_pool.name
-    path = record_path(project_path, pool)
-    with file_lock(path.with_suffix(".lock")):  # the hook takes it too before starting one
-        if is_running(running := read_record(path)):
-            raise click.ClickException(
-                f"A worker for pool '{pool}' already runs (pid {running.pid}); "
-                "stop it first with `kedro prefect worker stop`."
-            )
-        click.echo(f"Worker for pool '{pool}' at {api.url}; Ctrl-C stops it.")
-        process = subprocess.Popen(
-            worker_command(package, pool, config.worker),
-            cwd=project_path,
-            env=worker_env(api, config.worker),
-            preexec_fn=sigint_reset(),  # Ctrl-C and `kedro prefect worker stop` must reach it
-        )
-        write_record(
-            path, Record(pid=process.pid, marker=worker_name(package, pool), log="(terminal)", url=api.url)
-        )
-    stopped = []
-
-    def stop_on_request(*_: object) -> None:
-        # A service manager stops us with SIGTERM: pass it on as the Ctrl-C the worker handles best.
-        stopped.append(True)
-        process.send_signal(signal.SIGINT)
-
-    signal.signal(signal.SIGTERM, stop_on_request)
     try:
-        process.wait()
-    except KeyboardInterrupt:  # the worker got the terminal's SIGINT too
-        stopped.append(True)
-        process.wait()
-    finally:
-        path.unlink(missing_ok=True)
-    # Stopped by a signal (here, or `kedro prefect worker stop` on the worker itself) is a clean end.
-    signalled = {-signal.SIGTERM, -signal.SIGINT, 128 + signal.SIGTERM, 128 + signal.SIGINT}
-    if process.returncode != 0 and not stopped and process.returncode not in signalled:
-        raise click.ClickException(f"the worker for pool '{pool}' exited with code {process.returncode}")
+        failed = run_in_foreground(
+            project_path,
+            package,
+            pool,
+            api,
+            config.worker,
+            lambda: click.echo(f"Worker for pool '{pool}' at {api.url}; Ctrl-C stops it."),
+        )
+    except WorkerStartError as exc:
+        raise click.ClickException(str(exc)) from None
+    if failed is not None:
+        raise click.ClickException(f"the worker for pool '{pool}' exited with code {failed}")
 
 
 @worker.command("status")

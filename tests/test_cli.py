@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from kedro_prefect_hooks.trigger import parse_params
+from kedro_prefect_hooks.trigger.start import parse_params
 
 from conftest import invoke, project_deployments
 from kedro_projects import copy_project

@@ -40,6 +40,8 @@ def test_each_phase_lives_in_its_own_subpackage():
         "registration",
         "run",
         "local",
+        "trigger",
+        "prefect_api",
     }
 
 

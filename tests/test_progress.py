@@ -7,10 +7,17 @@ import io
 from rich.console import Console
 
 from kedro_prefect_hooks.prefect_api.errors import PrefectApiError
-from kedro_prefect_hooks.progress import PlainDisplay, RichDisplay, make_display, progress_line
 from kedro_prefect_hooks.run.report import RunReport
-from kedro_prefect_hooks.selection import Plan
-from kedro_prefect_hooks.watch import WorkerCheck, ended, failure_lines, final_line, follow, settled_counts
+from kedro_prefect_hooks.trigger.progress import PlainDisplay, RichDisplay, make_display, progress_line
+from kedro_prefect_hooks.trigger.selection import Plan
+from kedro_prefect_hooks.trigger.watch import (
+    WorkerCheck,
+    ended,
+    failure_lines,
+    final_line,
+    follow,
+    settled_counts,
+)
 
 
 def test_plain_lines_change_with_the_run_and_the_final_line_comes_once(capsys):

@@ -15,8 +15,8 @@ from kedro_prefect_hooks.run_options import (
     resume_command,
     split_names,
 )
-from kedro_prefect_hooks.selection import filter_run, plan_problem, plan_run
-from kedro_prefect_hooks.trigger import parse_params
+from kedro_prefect_hooks.trigger.selection import filter_run, plan_problem, plan_run
+from kedro_prefect_hooks.trigger.start import parse_params
 
 
 def inc(x):

@@ -271,6 +271,9 @@ def test_a_release_updates_its_own_deployments_without_a_flag(
     (project / "conf" / "base" / "prefect.yml").write_text(
         f"pipelines: [data_science]\nsource: {json.dumps(after)}\n"
     )
+    # `list` judges as registering does (seen: it said "registered by" this very checkout)
+    before_release = invoke(project, "list")
+    assert ": outdated," in before_release.output, before_release.output
     open_session(project)
     assert not [m for m in hook_log.messages() if "belongs to" in m], hook_log.messages()
     [deployment] = project_deployments(shared_api_url, project)

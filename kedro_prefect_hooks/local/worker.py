@@ -8,9 +8,11 @@ credentials, a broken install) is a warning with its last log lines.
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import unquote
 
@@ -20,6 +22,7 @@ from kedro_prefect_hooks.local.processes import (
     file_lock,
     is_running,
     read_record,
+    sigint_reset,
     start_detached,
     stop,
     write_record,
@@ -176,3 +179,58 @@ def stop_worker(project_path: Path, pool: str, timeout: float = 15, client: Pref
         except PrefectApiError as exc:
             outcome += f" (Prefect may list it as online for about 90 s: {exc})"
     return outcome
+
+
+def run_in_foreground(
+    project_path: Path,
+    package: str,
+    pool: str,
+    api: ApiSettings,
+    options: WorkerOptions,
+    starting: Callable[[], None] = lambda: None,
+) -> int | None:
+    """`kedro prefect worker start`: the worker as a child in this terminal, until it ends.
+
+    Recorded like a background one, so that the hook does not start a second and
+    `kedro prefect worker stop` finds it. Returns the exit code when the worker failed,
+    None when it was stopped (Ctrl-C, SIGTERM from a service manager, `worker stop`).
+    Raises WorkerStartError when this project's worker for the pool already runs; `starting`
+    is called just before the worker starts (to say so).
+    """
+    path = record_path(project_path, pool)
+    with file_lock(path.with_suffix(".lock")):  # the hook takes it too before starting one
+        if is_running(running := read_record(path)):
+            raise WorkerStartError(
+                f"A worker for pool '{pool}' already runs (pid {running.pid}); "
+                "stop it first with `kedro prefect worker stop`."
+            )
+        starting()
+        process = subprocess.Popen(
+            worker_command(package, pool, options),
+            cwd=project_path,
+            env=worker_env(api, options),
+            preexec_fn=sigint_reset(),  # Ctrl-C and `kedro prefect worker stop` must reach it
+        )
+        write_record(
+            path, Record(pid=process.pid, marker=worker_name(package, pool), log="(terminal)", url=api.url)
+        )
+    stopped = []
+
+    def stop_on_request(*_: object) -> None:
+        # A service manager stops us with SIGTERM: pass it on as the Ctrl-C the worker handles best.
+        stopped.append(True)
+        process.send_signal(signal.SIGINT)
+
+    signal.signal(signal.SIGTERM, stop_on_request)
+    try:
+        process.wait()
+    except KeyboardInterrupt:  # the worker got the terminal's SIGINT too
+        stopped.append(True)
+        process.wait()
+    finally:
+        path.unlink(missing_ok=True)
+    # Stopped by a signal (here, or `kedro prefect worker stop` on the worker itself) is a clean end.
+    signalled = {-signal.SIGTERM, -signal.SIGINT, 128 + signal.SIGTERM, 128 + signal.SIGINT}
+    if process.returncode != 0 and not stopped and process.returncode not in signalled:
+        return process.returncode
+    return None

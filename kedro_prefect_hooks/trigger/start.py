@@ -7,6 +7,7 @@ registered it under this name), the plan `--wait` counts against, and the follow
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import click
@@ -74,46 +75,51 @@ def not_this_envs(found: dict[str, Any], project: Any, full_name: str) -> str | 
     )
 
 
-def run_pipeline(
-    config: Any,
-    api: Any,
-    project: Any,
-    deployment: Any,
-    env: str | None,
-    params: str,
-    wait: bool,
-    timeout: float,
-    job_variables: tuple[str, ...],
-    filters: dict[str, Any],
-    given: list[tuple[str, str]],
-) -> None:
-    """Trigger `deployment` (the pipeline's, as this env names it); with `wait`, follow it to its
+@dataclass(frozen=True)
+class RunRequest:
+    """What `kedro prefect run` was asked, as typed (the options are parsed here)."""
+
+    pipeline: str
+    env: str | None
+    params: str  # Kedro's --params text
+    wait: bool
+    timeout: float  # seconds --wait follows the run
+    job_variables: tuple[str, ...]  # --job-variable key=value items
+    filters: dict[str, Any]  # run_options.FILTERS' options, as click gives them
+    given: list[tuple[str, str]]  # the options typed, for the resume command
+
+
+def run_pipeline(config: Any, api: Any, project: Any, request: RunRequest) -> None:
+    """Trigger `pipeline`'s deployment (as this env names it); with `wait`, follow it to its
     end: a click error unless it completed."""
     from kedro_prefect_hooks.prefect_api.client import command_client
     from kedro_prefect_hooks.prefect_api.errors import PrefectApiError
     from kedro_prefect_hooks.prefect_api.settings import ui_url
+    from kedro_prefect_hooks.registration.plan import deployment_names
     from kedro_prefect_hooks.run.report import artifact_key
     from kedro_prefect_hooks.run_options import filter_parameters, resume_command
-    from kedro_prefect_hooks.selection import load_plan, plan_problem, project_catalog
-    from kedro_prefect_hooks.watch import start_hint, wait_and_report
+    from kedro_prefect_hooks.trigger.selection import load_plan, plan_problem, project_catalog
+    from kedro_prefect_hooks.trigger.watch import start_hint, wait_and_report
 
-    pipeline = deployment.pipeline
+    pipeline, env, wait = request.pipeline, request.env, request.wait
+    flow_name, deployment_name = deployment_names(config, project, pipeline)
+    full_name = f"{flow_name}/{deployment_name}"
     try:
-        parameters = filter_parameters(filters)
+        parameters = filter_parameters(request.filters)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--load-versions") from None
     filtered = bool(parameters)
-    if params:
-        parameters["params"] = parse_params(params)
+    if request.params:
+        parameters["params"] = parse_params(request.params)
     client = command_client(api, config.timeout)
     try:
-        found = client.deployment_by_name(deployment.flow_name, deployment.name)
+        found = client.deployment_by_name(flow_name, deployment_name)
         if found is None:
             raise click.ClickException(
-                f"{deployment.full_name} is not registered at {api.url}: run `kedro prefect register"
+                f"{full_name} is not registered at {api.url}: run `kedro prefect register"
                 + (f" -e {env}`." if env else "`.")
             )
-        if problem := not_this_envs(found, project, deployment.full_name):
+        if problem := not_this_envs(found, project, full_name):
             raise click.ClickException(problem)
         # Counted for --wait, checked when filtered; the deployment's presets apply under the run's own.
         effective = {**(found.get("parameters") or {}), **parameters}
@@ -131,21 +137,19 @@ def run_pipeline(
             )
         except ValueError as exc:
             raise click.ClickException(plan_problem(pipeline, exc, filtered)) from None
-        flow_run = client.create_flow_run(found["id"], parameters, parse_job_variables(job_variables))
-        click.echo(
-            f"Triggered {deployment.full_name}: flow run '{flow_run['name']}' {ui_url(api.url, flow_run['id'])}"
-        )
+        flow_run = client.create_flow_run(found["id"], parameters, parse_job_variables(request.job_variables))
+        click.echo(f"Triggered {full_name}: flow run '{flow_run['name']}' {ui_url(api.url, flow_run['id'])}")
         if plan is not None and wait:
             pool = found.get("work_pool_name") or config.work_pool.name
             wait_and_report(
                 client,
                 flow_run["id"],
-                deployment.full_name,
+                full_name,
                 plan,
                 pool,
                 start_hint(pool, config.work_pool.name, env),
-                timeout,
-                lambda nodes: resume_command(pipeline, given, nodes),
+                request.timeout,
+                lambda nodes: resume_command(pipeline, request.given, nodes),
                 artifact_key(pipeline),
             )
     except PrefectApiError as exc:

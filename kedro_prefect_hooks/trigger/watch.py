@@ -19,9 +19,9 @@ from dataclasses import dataclass, field
 from kedro_prefect_hooks.prefect_api.client import PrefectApi
 from kedro_prefect_hooks.prefect_api.errors import ApiRefused, PrefectApiError
 from kedro_prefect_hooks.prefect_api.settings import ui_url
-from kedro_prefect_hooks.progress import Display, progress_line
 from kedro_prefect_hooks.run.report import ReportSummary, read_summary, sentence
-from kedro_prefect_hooks.selection import Plan
+from kedro_prefect_hooks.trigger.progress import Display, progress_line
+from kedro_prefect_hooks.trigger.selection import Plan
 
 TERMINAL = ("COMPLETED", "FAILED", "CRASHED", "CANCELLED")
 FAILED_TASKS = ["FAILED", "CRASHED"]
@@ -262,7 +262,7 @@ def wait_and_report(
     resumes it (`resume(nodes)`, from the nodes the run named); a click error unless it completed."""
     import click
 
-    from kedro_prefect_hooks.progress import make_display
+    from kedro_prefect_hooks.trigger.progress import make_display
 
     display = make_display(plan.total, plan.label, plan.at_most)
     check = WorkerCheck(client, pool, start_hint, display.note)
