@@ -7,7 +7,6 @@ project is rebuilt from there on each run.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +14,7 @@ from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
 
 from kedro_prefect_hooks.compat import run_session
-from kedro_prefect_hooks.project import load_project_config
+from kedro_prefect_hooks.project import load_project_config, session_env
 from kedro_prefect_hooks.registration.parameters_form import FIELD as FORM_FIELD
 from kedro_prefect_hooks.registration.parameters_form import changed_values, defaults_of
 from kedro_prefect_hooks.run.console import plain_console
@@ -57,7 +56,7 @@ def kedro_pipeline(
     metadata = bootstrap_project(project_path)
     # Kedro's own rule (KedroSession.create): the env given, else KEDRO_ENV. Settled here so the
     # run options, the env check, the report and every Dask worker use the session's env.
-    env = env or os.environ.get("KEDRO_ENV") or None
+    env = session_env(env)
     params = _with_form_changes(params, parameters)
     _check_env(project_path, env)
     _check_pipeline(pipeline)

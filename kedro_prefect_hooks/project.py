@@ -16,7 +16,7 @@ from typing import Any
 
 from kedro_prefect_hooks.compat import all_pipelines_visible, read_toml
 from kedro_prefect_hooks.config import PrefectConfig
-from kedro_prefect_hooks.config.loader import load_config
+from kedro_prefect_hooks.config.loader import load_config, loader_env
 from kedro_prefect_hooks.local.state import (
     STATE_DIR,
     is_text_list,
@@ -47,8 +47,19 @@ def describe_project(project_path: Path | str, env: str | None, config_loader: A
         package=metadata["package_name"],
         path=path,
         env=env,
-        run_env=env or config_loader.default_run_env or config_loader.base_env,
+        run_env=run_env(env, config_loader),
     )
+
+
+def session_env(env: str | None) -> str | None:
+    """The env a KedroSession takes when asked for `env`: it, else KEDRO_ENV (KedroSession.create)."""
+    return env or os.environ.get("KEDRO_ENV") or None
+
+
+def run_env(env: str | None, config_loader: Any) -> str:
+    """The env in force for a session env `env` (session_env's) and its config loader: Kedro's
+    rule, the one every part of the plugin uses (names, tags, the run's report)."""
+    return env or loader_env(config_loader) or getattr(config_loader, "base_env", None) or "base"
 
 
 @dataclass(frozen=True)
@@ -273,11 +284,10 @@ def env_in_force(project_path: Path, env: str | None) -> tuple[str, bool]:
     Kedro's rule: the env given, else KEDRO_ENV, else the config loader's
     `default_run_env` (`local` in a new project), else its base env.
     """
-    env = env or os.environ.get("KEDRO_ENV")
+    env = session_env(env)
     if env:
         return env, False
-    loader = project_config_loader(project_path, None)
-    return getattr(loader, "default_run_env", None) or getattr(loader, "base_env", None) or "base", True
+    return run_env(None, project_config_loader(project_path, None)), True
 
 
 def load_project_config(

@@ -406,3 +406,25 @@ def test_owner_labels_written_by_0_2_0_are_read_as_the_same_owner(source, label)
         name="Spaceflights", package="spaceflights", path=Path("/srv/sf"), env="prod", run_env="prod"
     )
     assert not is_ours(deployment, owner(parse_config({"source": source}), other_env), other_env)
+
+
+def test_one_rule_for_the_env_in_force(monkeypatch):
+    """Kedro's rule, in one place: the env given, else KEDRO_ENV, else the loader's default run
+    env, else base (a flow run with env=None once read another env's run options)."""
+    from types import SimpleNamespace
+
+    from kedro_prefect_hooks.config.loader import loader_env
+    from kedro_prefect_hooks.project import run_env, session_env
+
+    monkeypatch.delenv("KEDRO_ENV", raising=False)
+    new_project = SimpleNamespace(env=None, default_run_env="local", base_env="base")
+    assert (session_env(None), run_env(None, new_project), loader_env(new_project)) == (
+        None,
+        "local",
+        "local",
+    )
+    monkeypatch.setenv("KEDRO_ENV", "staging")
+    assert (session_env(None), session_env("prod")) == ("staging", "prod")
+    staging = SimpleNamespace(env="staging", default_run_env="local", base_env="base")
+    assert (run_env(None, staging), run_env("prod", staging)) == ("staging", "prod")
+    assert run_env(None, SimpleNamespace(env=None, default_run_env=None, base_env="base")) == "base"

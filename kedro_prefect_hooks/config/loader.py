@@ -13,6 +13,12 @@ CONFIG_PATTERNS = ["prefect*", "prefect*/**", "**/prefect*"]
 INIT_HINT = "run `kedro prefect init` to write conf/base/prefect.yml"
 
 
+def loader_env(config_loader: Any) -> str | None:
+    """The env a config loader reads beside base: its own, else its default run env (`local` in
+    a new project). A session's loader already holds KEDRO_ENV (project.session_env)."""
+    return config_loader.env or getattr(config_loader, "default_run_env", None) or None
+
+
 def missing_env_folder(config_loader: Any) -> Path | None:
     """The run env's folder when it does not exist (`kedro run -e typo`); None otherwise.
 
@@ -20,7 +26,7 @@ def missing_env_folder(config_loader: Any) -> Path | None:
     Only local conf sources are checked.
     """
     conf_source = Path(str(getattr(config_loader, "conf_source", "conf")))
-    env = config_loader.env or config_loader.default_run_env
+    env = loader_env(config_loader)
     if not env or not conf_source.is_dir():
         return None
     folder = conf_source / env
@@ -30,7 +36,7 @@ def missing_env_folder(config_loader: Any) -> Path | None:
 def config_files(config_loader: Any) -> list[Path]:
     """The files the `prefect` key reads, base first, for error messages."""
     conf_source = Path(getattr(config_loader, "conf_source", "conf"))
-    envs = [config_loader.base_env, config_loader.env or config_loader.default_run_env]
+    envs = [config_loader.base_env, loader_env(config_loader)]
     patterns = config_loader.config_patterns.get(CONFIG_KEY, CONFIG_PATTERNS)
     found: list[Path] = []
     for env in dict.fromkeys(e for e in envs if e):
