@@ -9,7 +9,10 @@ node passing a small value on:
   - bare Prefect: a flow of @task functions doing the same work with the same
     dependencies: direct calls (as sequential), or `submit` to a thread pool of the
     same size for the fan-out (as threads).
-Then 8 independent nodes that each sleep 1 s, our flow with threads vs sequential.
+Then 8 independent nodes that each sleep 1 s, our flow with threads vs sequential;
+and a 100-node chain whose every output is a JSON file (persisted, so an asset), our
+flow with asset events (the default) and with `run: {assets: false}`, to show what the
+events add per node.
 
 Variants are interleaved; each time includes sending the run's logs and events
 to the server (a worker's flow process does that before it exits), then the
@@ -47,7 +50,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 
-CHAIN, FANOUT, SLEEPERS, MAX_WORKERS = 200, 100, 8, 8
+CHAIN, FANOUT, SLEEPERS, MAX_WORKERS, PERSISTED = 200, 100, 8, 8, 100
 
 NODES = """
 import time
@@ -74,6 +77,8 @@ def register_pipelines():
     fanout = [node(passthrough, "params:start", "source", name="source")]
     fanout += [node(passthrough, "source", f"f{{i}}", name=f"f{{i}}") for i in range(1, {FANOUT})]
     sleepers = [node(nap, "params:nap", f"s{{i}}", name=f"s{{i}}") for i in range({SLEEPERS})]
+    persisted = [node(passthrough, "params:start", "p0", name="p0")]
+    persisted += [node(passthrough, f"p{{i - 1}}", f"p{{i}}", name=f"p{{i}}") for i in range(1, {PERSISTED})]
     return {{
         "__default__": Pipeline(chain),
         "chain": Pipeline(chain),
@@ -81,6 +86,8 @@ def register_pipelines():
         "fanout_threads": Pipeline(fanout),
         "sleepers": Pipeline(sleepers),
         "sleepers_sequential": Pipeline(sleepers),
+        "persisted": Pipeline(persisted),
+        "persisted_no_assets": Pipeline(persisted),
     }}
 """
 
@@ -92,6 +99,15 @@ deployments:
     run: {{task_runner: threads}}
   sleepers:
     run: {{task_runner: threads}}
+  persisted_no_assets:
+    run: {{assets: false}}
+"""
+
+# Every output of the persisted chain is a file.
+CATALOG = """
+"p{i}":
+  type: json.JSONDataset
+  filepath: data/persisted/p{i}.json
 """
 
 
@@ -103,6 +119,7 @@ def make_project(root: Path) -> Path:
     (package / "bench_nodes.py").write_text(NODES)
     (package / "pipeline_registry.py").write_text(textwrap.dedent(REGISTRY))
     (project / "conf" / "base" / "parameters.yml").write_text("start: 3\nnap: 1\n")
+    (project / "conf" / "base" / "catalog.yml").write_text(CATALOG)
     return project
 
 
@@ -174,6 +191,9 @@ def measure(project: Path, api_url: str, repeat: int, out: Path) -> None:
         "fanout threads: bare prefect": bare_fanout_threads,
         "8 x 1 s sleep: our flow, threads": lambda: ours("sleepers"),
         "8 x 1 s sleep: our flow, sequential": lambda: ours("sleepers_sequential"),
+        "persisted chain: plain kedro": lambda: plain_kedro("persisted"),
+        "persisted chain: our flow, asset events": lambda: ours("persisted"),
+        "persisted chain: our flow, assets: false": lambda: ours("persisted_no_assets"),
         "chain, heartbeats on: our flow": with_heartbeats(lambda: ours("chain")),
         "chain, heartbeats on: bare prefect": with_heartbeats(bare_chain),
     }
@@ -222,6 +242,15 @@ def report(timings: dict[str, list[float]]) -> None:
     print(
         f"\n8 independent nodes sleeping 1 s: threads {threads:.2f} s, sequential {sequential:.2f} s, "
         f"ratio {threads / sequential:.2f}   (target <= 0.33)"
+    )
+    with_events = median["persisted chain: our flow, asset events"]
+    without = median["persisted chain: our flow, assets: false"]
+    added = 1000 * (with_events - without) / PERSISTED
+    bare_per_node = 1000 * median["chain: bare prefect"] / CHAIN
+    print(
+        f"\n{PERSISTED}-node chain of JSON files: plain kedro {median['persisted chain: plain kedro']:.2f} s, "
+        f"our flow {with_events:.2f} s with asset events, {without:.2f} s without: the events add "
+        f"{added:.2f} ms/node, {added / bare_per_node:.2f} of bare Prefect's {bare_per_node:.2f} ms/node"
     )
     ours_on, bare_on = median["chain, heartbeats on: our flow"], median["chain, heartbeats on: bare prefect"]
     print(

@@ -47,6 +47,16 @@ def _selected(config, project, names: tuple[str, ...], loader=None):
     return chosen, pipeline_parameters(found, loader, chosen)
 
 
+def _asset_keys(config, project, selected: list[str]) -> dict[str, str]:
+    """The asset keys `after_datasets` names, from the project's catalog (built only if needed)."""
+    from kedro_prefect_hooks.project import project_catalog
+    from kedro_prefect_hooks.registration.plan import after_dataset_keys
+
+    return after_dataset_keys(
+        config, project, selected, lambda: project_catalog(project.path, project.env, None)
+    )
+
+
 def _kedro_project(metadata, loader, env):
     from kedro_prefect_hooks.project import describe_project
 
@@ -115,13 +125,21 @@ def register(metadata, env: str | None, pipelines: tuple[str, ...], dry_run: boo
     project = _kedro_project(metadata, loader, env)
     selected, parameters = _selected(config, project, pipelines, loader)
     try:
+        keys = _asset_keys(config, project, selected)
         if dry_run:
-            for change in preview(config, project, selected, api, take_over, parameters):
+            for change in preview(config, project, selected, api, take_over, parameters, keys):
                 click.echo(change.describe())
             click.echo(f"dry run: nothing written to {api.url}")
             return
         outcome = apply(
-            config, project, selected, api, retry_refused=True, take_over=take_over, parameters=parameters
+            config,
+            project,
+            selected,
+            api,
+            retry_refused=True,
+            take_over=take_over,
+            parameters=parameters,
+            asset_keys=keys,
         )
     except (ConfigError, PrefectApiError) as exc:
         raise click.ClickException(str(exc)) from None
@@ -145,6 +163,7 @@ def list_deployments(metadata, env: str | None) -> None:
     Example:
       kedro prefect list --env local
     """
+    from kedro_prefect_hooks.config import ConfigError
     from kedro_prefect_hooks.prefect_api.client import command_client
     from kedro_prefect_hooks.prefect_api.errors import PrefectApiError
     from kedro_prefect_hooks.registration.automations import crash_detection
@@ -154,7 +173,12 @@ def list_deployments(metadata, env: str | None) -> None:
     config, api, loader = config_and_api(metadata, env)
     project = _kedro_project(metadata, loader, env)
     selected, parameters = _selected(config, project, (), loader)
-    desired = desired_deployments(config, project, selected, crash_detection(config, api), parameters)
+    try:
+        keys = _asset_keys(config, project, selected)
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+    heartbeats = crash_detection(config, api)
+    desired = desired_deployments(config, project, selected, heartbeats, parameters, keys)
     client = command_client(api, config.timeout)
     try:
         existing = {

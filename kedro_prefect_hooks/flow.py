@@ -14,7 +14,7 @@ from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
 
 from kedro_prefect_hooks.compat import run_session
-from kedro_prefect_hooks.project import load_project_config, session_env
+from kedro_prefect_hooks.project import env_in_force, load_project_config, session_env
 from kedro_prefect_hooks.registration.parameters_form import FIELD as FORM_FIELD
 from kedro_prefect_hooks.registration.parameters_form import changed_values, defaults_of
 from kedro_prefect_hooks.run.console import plain_console
@@ -47,6 +47,7 @@ def kedro_pipeline(
     from kedro.framework.session import KedroSession
     from kedro.framework.startup import bootstrap_project
 
+    from kedro_prefect_hooks.run.assets import RunFacts
     from kedro_prefect_hooks.run.remote import RemoteRun
     from kedro_prefect_hooks.run.resume import earlier_attempt
     from kedro_prefect_hooks.run.runner import PrefectRunner
@@ -80,7 +81,12 @@ def kedro_pipeline(
             report.save_version = session.session_id
             remote = RemoteRun(str(project_path), env, params, pipeline, session.session_id, load_versions)
             resume = earlier_attempt(artifact_key(pipeline))
-            runner = PrefectRunner(options, report, remote, resume, command_options(env, params, filters))
+            facts = RunFacts(
+                metadata.project_name, env_in_force(project_path, env)[0], pipeline, session.session_id
+            )
+            runner = PrefectRunner(
+                options, report, remote, resume, command_options(env, params, filters), facts
+            )
             run_session(session, pipeline, runner=runner, **filters)
     finally:
         _publish(report)

@@ -21,6 +21,7 @@ from kedro_prefect_hooks.project import (
     describe_project,
     inside_prefect_run,
     pipeline_parameters,
+    project_catalog,
     project_config_loader,
     registered_pipelines,
 )
@@ -30,6 +31,7 @@ from kedro_prefect_hooks.registration.apply import (
     RegistrationStopped,
     register,
 )
+from kedro_prefect_hooks.registration.plan import after_dataset_keys
 
 logger = logging.getLogger(__name__)
 if logging.getLogger("kedro_prefect_hooks").level == logging.NOTSET:
@@ -76,12 +78,23 @@ class PrefectHook:
         else:
             pipelines = config.selected_pipelines(found.names)
         prune = config.prune and not found.problems
+        # a config error (here: `after_datasets` naming what the catalog lacks) is raised, as prefect.yml's are
+        keys = after_dataset_keys(
+            config, project, pipelines, lambda: project_catalog(project.path, project.env, None)
+        )
         outcome, api = None, None
         try:
             api = find_api(config.api_url, project.path, local_server_url(project.path))
             parameters = pipeline_parameters(found, _loader_without_runtime_params(context), pipelines)
             outcome = register(
-                config, project, pipelines, api, prune=prune, parameters=parameters, budget=config.timeout
+                config,
+                project,
+                pipelines,
+                api,
+                prune=prune,
+                parameters=parameters,
+                budget=config.timeout,
+                asset_keys=keys,
             )
         except PrefectApiError as exc:
             _failed(config, exc)

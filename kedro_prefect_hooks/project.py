@@ -295,3 +295,16 @@ def load_project_config(
 ) -> PrefectConfig:
     """The config of a bootstrapped project, without opening a session (so no hook runs)."""
     return load_config(project_config_loader(project_path, env, runtime_params)) or PrefectConfig()
+
+
+def project_catalog(project_path: Any, env: str | None, params: dict[str, Any] | None) -> Any:
+    """The project's catalog as a run in `env` with runtime `params` builds it (datasets stay lazy)."""
+    from kedro.config import MissingConfigException
+    from kedro.framework.project import settings
+
+    loader = project_config_loader(project_path, env, params)
+    try:
+        credentials = loader["credentials"]
+    except MissingConfigException:
+        credentials = {}
+    return settings.DATA_CATALOG_CLASS.from_config(catalog=loader["catalog"], credentials=credentials)

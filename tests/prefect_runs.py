@@ -140,3 +140,39 @@ def settled_logs(
 
 def run_artifacts(api_url: str, flow_run_id: str) -> list[dict]:
     return _filter(api_url, "artifacts", {"artifacts": {"flow_run_id": {"any_": [flow_run_id]}}})
+
+
+def asset_events(api_url: str, prefix: str, flow_run_id: str) -> list[dict]:
+    """The asset events about resources under `prefix`, once the run's own task-run events are in
+    the feed (the client sends both on one connection, the asset events first)."""
+    from prefect.events.worker import EventsWorker
+
+    EventsWorker.drain_all(timeout=10)
+    deadline = time.monotonic() + 60
+    while True:
+        task_events = call_api(
+            "POST",
+            f"{api_url}/events/filter",
+            json={
+                "filter": {
+                    "event": {"prefix": ["prefect.task-run."]},
+                    "related": {"id": [f"prefect.flow-run.{flow_run_id}"]},
+                },
+                "limit": 50,
+            },
+        ).json()["events"]
+        ended = [
+            e for e in task_events if e["event"] in ("prefect.task-run.Completed", "prefect.task-run.Failed")
+        ]
+        if ended or time.monotonic() > deadline:
+            break
+        time.sleep(1)
+    answer = call_api(
+        "POST",
+        f"{api_url}/events/filter",
+        json={
+            "filter": {"event": {"prefix": ["prefect.asset."]}, "any_resource": {"id_prefix": [prefix]}},
+            "limit": 50,
+        },
+    )
+    return answer.json()["events"]

@@ -14,7 +14,7 @@ import pytest
 from conftest import invoke, kedro
 from dask_cluster import external_cluster
 from kedro_projects import add_flow_pipelines, copy_project
-from prefect_runs import settled_logs
+from prefect_runs import asset_events, settled_logs
 
 pytest.importorskip("prefect_dask")
 
@@ -41,6 +41,10 @@ def test_a_local_cluster_runs_tasks_in_worker_processes_with_kedro_run_outputs(a
     worker_pids = {p["pid"] for p in found["parts"]} | {found["kept"]["pid"]}
     assert os.getpid() not in worker_pids and len(worker_pids) >= 2
     assert found["kept"]["value"] == 1.5 and found["gathered"]["total"] == 30
+    # the asset events come from the Dask workers' processes (issue 22)
+    events = asset_events(api_url, f"file://{project}/data/", str(state.state_details.flow_run_id))
+    made = {e["resource"]["prefect.resource.name"] for e in events if e["event"].endswith("succeeded")}
+    assert made == {"spread_0", "spread_1", "spread_2", "spread_3", "kept", "gathered"}, events
 
     plain = kedro(project, "run", "--pipeline", "spread")  # the same pipeline under `kedro run`
     assert plain.returncode == 0, plain.stderr

@@ -101,6 +101,8 @@ class DeploymentOptions(_Model):
     """Per pipeline only: another work pool, or job variables merged over the top-level ones."""
     after: list[str] | None = None
     """Per pipeline only: run this pipeline's deployment when a run of one of these pipelines completes (a Prefect automation)."""
+    after_datasets: list[str] | None = None
+    """Per pipeline only: run this pipeline's deployment when one of these catalog datasets is materialized (a Prefect asset event, from a run of this project or anything that writes the same asset key)."""
 
     @field_validator("parameters")
     @classmethod

@@ -153,8 +153,11 @@ class PrefectConfig(_Model):
     def _per_pipeline_keys(self) -> PrefectConfig:
         if self.defaults.work_pool is not None:
             raise ValueError("`defaults.work_pool` is not a key: set the top-level `work_pool` instead")
-        if self.defaults.after is not None:
-            raise ValueError("`defaults.after` is not a key: set `after` for a pipeline under `deployments`")
+        for key in ("after", "after_datasets"):
+            if getattr(self.defaults, key) is not None:
+                raise ValueError(
+                    f"`defaults.{key}` is not a key: set `{key}` for a pipeline under `deployments`"
+                )
         return self
 
     def pool_for(self, pipeline: str) -> WorkPool:

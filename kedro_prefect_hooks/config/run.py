@@ -56,6 +56,8 @@ class RunOptions(_Model):
     """Seconds between retries."""
     timeout_seconds: float | None = Field(default=None, gt=0, le=MAX_INTERVAL_SECONDS)
     """A node (task) running longer fails; null: no limit."""
+    assets: bool = True
+    """Each node's task records its persisted outputs as Prefect assets (materialization events, with its persisted inputs as upstream assets); false: no asset events."""
     node_tags: dict[str, TaskOptions] = Field(default_factory=dict)
     """Per Kedro node tag: retries, retry_delay_seconds, timeout_seconds; the largest value of matching tags wins. E.g. {flaky: {retries: 3}}."""
 

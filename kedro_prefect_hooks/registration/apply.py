@@ -97,6 +97,7 @@ def register(
     take_over: bool = False,
     parameters: dict[str, dict[str, Any]] | None = None,
     budget: float | None = None,
+    asset_keys: dict[str, str] | None = None,
 ) -> Outcome:
     """Write the selected pipelines' deployments that changed; prune the deselected ones if asked.
 
@@ -109,7 +110,7 @@ def register(
     """
     prune = config.prune if prune is None else prune
     heartbeats = crash_detection(config, api)
-    desired = desired_deployments(config, project, pipelines, heartbeats, parameters)
+    desired = desired_deployments(config, project, pipelines, heartbeats, parameters, asset_keys)
     client = (
         PrefectApi(api, config.timeout, budget) if budget is not None else command_client(api, config.timeout)
     )
@@ -311,9 +312,11 @@ def preview(
     api: ApiSettings,
     take_over: bool = False,
     parameters: dict[str, dict[str, Any]] | None = None,
+    asset_keys: dict[str, str] | None = None,
 ) -> list[Change]:
     """What `register` would do, deployment by deployment, without writing anything."""
-    desired = desired_deployments(config, project, pipelines, crash_detection(config, api), parameters)
+    heartbeats = crash_detection(config, api)
+    desired = desired_deployments(config, project, pipelines, heartbeats, parameters, asset_keys)
     ours = owner(config, project)
     client = command_client(api, config.timeout)
     existing = client.deployments_named(

@@ -127,12 +127,45 @@ def chain_automation(
     }
 
 
+def asset_automation(
+    deployment: str, deployment_id: str, dataset: str, key: str, tags: list[str]
+) -> dict[str, Any]:
+    """Prefect's deployment trigger on an asset: a materialization of `key` runs `deployment`.
+
+    Any event with that asset key counts: a run of this project, another project's, a
+    flow that is not Kedro's. Owned by the triggered deployment, like a chain.
+    """
+    return {
+        "name": f"{CHAIN_PREFIX}{deployment} when {dataset} is materialized",
+        "description": f"Created by kedro-prefect-hooks from `after_datasets` in prefect.yml: when "
+        f"{key} is materialized, {deployment} runs.",
+        "enabled": True,
+        "tags": tags,
+        "owner_resource": f"prefect.deployment.{deployment_id}",
+        "trigger": {
+            "type": "event",
+            "match": {"prefect.resource.id": key},
+            "match_related": {},
+            "after": [],
+            "expect": ["prefect.asset.materialization.succeeded"],
+            "for_each": [],
+            "posture": "Reactive",
+            "threshold": 1,
+            "within": 0,
+        },
+        "actions": [
+            {"type": "run-deployment", "source": "selected", "deployment_id": deployment_id, "parameters": {}}
+        ],
+    }
+
+
 def chain_matches(existing: dict[str, Any], wanted: dict[str, Any]) -> bool:
-    """Whether an automation on the server already is the wanted one (same upstream, same target)."""
-    related = (existing.get("trigger") or {}).get("match_related") or {}
+    """Whether an automation on the server already is the wanted one (same event, same target)."""
+    trigger = existing.get("trigger") or {}
     actions = existing.get("actions") or []
     return (
-        related == wanted["trigger"]["match_related"]
+        all((trigger.get(k) or {}) == wanted["trigger"][k] for k in ("match", "match_related"))
+        and list(trigger.get("expect") or []) == wanted["trigger"]["expect"]
         and [a.get("deployment_id") for a in actions] == [wanted["actions"][0]["deployment_id"]]
         and existing.get("enabled", True)
     )
@@ -141,7 +174,8 @@ def chain_matches(existing: dict[str, Any], wanted: dict[str, Any]) -> bool:
 def reconcile_chains(
     client: PrefectApi, desired: list[DesiredDeployment], ids: dict[str, str], tags: list[str]
 ) -> list[str]:
-    """Deployment triggers from `after`: created, replaced when an id changed, deleted when gone.
+    """Deployment triggers from `after` and `after_datasets`: created, replaced when an id or a key
+    changed, deleted when gone.
 
     Only triggers that run this owner's deployments are touched. Returns those created.
     """
@@ -153,6 +187,13 @@ def reconcile_chains(
         if upstream in ids
         for body in [chain_automation(d.full_name, ids[d.full_name], upstream, ids[upstream], tags)]
     }
+    wanted.update(
+        (body["name"], body)
+        for d in desired
+        if d.full_name in ids
+        for dataset, key in d.after_assets
+        for body in [asset_automation(d.full_name, ids[d.full_name], dataset, key, tags)]
+    )
     ours = set(ids.values())
     existing = {}
     for automation in client.automations_tagged(tags):

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -49,6 +50,7 @@ class DesiredDeployment:
     fingerprint: str
     after: tuple[str, ...] = ()  # "<flow>/<deployment>" whose completed runs start this one
     form: dict[str, Any] | None = None  # the run form's `parameters` field; None: the flow's generic one
+    after_assets: tuple[tuple[str, str], ...] = ()  # (dataset, asset key) whose materializations start it
 
     def parameter_schema(self, flow_schema: dict[str, Any]) -> dict[str, Any]:
         """The flow's parameter schema with this pipeline's own parameters in the form."""
@@ -88,12 +90,14 @@ def desired_deployments(
     pipelines: list[str],
     heartbeats: bool = False,
     parameters: dict[str, dict[str, Any]] | None = None,
+    asset_keys: dict[str, str] | None = None,
 ) -> list[DesiredDeployment]:
     """One deployment per selected pipeline, with its full desired state.
 
     `heartbeats`: runs send a heartbeat every HEARTBEAT_SECONDS (set in the job's
     environment, so any worker's runs do), for crash detection. `parameters`: each
-    pipeline's own parameters with their current values, for the run form.
+    pipeline's own parameters with their current values, for the run form. `asset_keys`: the
+    asset key of each dataset an `after_datasets` names (after_dataset_keys).
     """
     desired = []
     owned_by = owner(config, project)
@@ -107,6 +111,7 @@ def desired_deployments(
         after = tuple(
             "/".join(deployment_names(config, project, upstream)) for upstream in options.after or []
         )
+        after_assets = tuple((name, (asset_keys or {})[name]) for name in options.after_datasets or [])
         body: dict[str, Any] = {
             "name": name,
             "entrypoint": FLOW_ENTRYPOINT,
@@ -138,12 +143,41 @@ def desired_deployments(
         }
         values = (parameters or {}).get(pipeline)
         form = parameters_schema(values) if values else None
-        state = _hash([__version__, flow_name, body, after, form])
+        state = _hash([__version__, flow_name, body, after, form, *([after_assets] if after_assets else [])])
         body["labels"][FINGERPRINT_LABEL] = state
         body["version"] = state
-        desired.append(DesiredDeployment(pipeline, flow_name, name, body, pool, state, after, form))
+        desired.append(
+            DesiredDeployment(pipeline, flow_name, name, body, pool, state, after, form, after_assets)
+        )
     _reject_name_clashes(config, desired)
     return desired
+
+
+def after_dataset_keys(
+    config: PrefectConfig, project: KedroProject, pipelines: list[str], catalog: Callable[[], Any]
+) -> dict[str, str]:
+    """The asset key of each dataset the selected pipelines' `after_datasets` name; `catalog`
+    builds the project's catalog, only when a pipeline names one. A ConfigError names the key."""
+    from kedro_prefect_hooks.asset_keys import catalog_asset_keys
+
+    named = {
+        p: config.options_for(p).after_datasets for p in pipelines if config.options_for(p).after_datasets
+    }
+    if not named:
+        return {}
+    try:
+        built = catalog()
+    except Exception as exc:
+        raise config.error(
+            "deployments", f"`after_datasets` needs the project's catalog, which failed: {exc}"
+        ) from None
+    keys = {}
+    for pipeline, names in named.items():
+        try:
+            keys.update(catalog_asset_keys(list(names or []), built, project.name, str(project.path)))
+        except ValueError as exc:
+            raise config.error(f"deployments.{pipeline}.after_datasets", str(exc)) from None
+    return keys
 
 
 def deployment_names(config: PrefectConfig, project: KedroProject, pipeline: str) -> tuple[str, str]:

@@ -21,6 +21,7 @@ from prefect.cache_policies import NO_CACHE
 
 from kedro_prefect_hooks.compat import run_catalog, session_hook_manager
 from kedro_prefect_hooks.run import mlflow_link
+from kedro_prefect_hooks.run.assets import record_payloads
 from kedro_prefect_hooks.run.units import run_node
 
 
@@ -51,10 +52,17 @@ class RemoteRun:
 class RemoteUnit:
     """A unit by name: its nodes are looked up in the worker's own pipeline registry."""
 
-    def __init__(self, name: str, node_names: list[str], memory_datasets: list[str]):
+    def __init__(
+        self,
+        name: str,
+        node_names: list[str],
+        memory_datasets: list[str],
+        asset_payloads: dict[str, dict[str, Any]] | None = None,
+    ):
         self.name = name
         self.node_names = node_names
         self.memory_datasets = memory_datasets  # made and used inside the unit: freed after it
+        self.asset_payloads = asset_payloads or {}  # asset key -> its materialization event's payload
 
 
 class KedroNodeError(RuntimeError):
@@ -128,6 +136,7 @@ def run_kedro_nodes_remotely(unit: RemoteUnit, run: RemoteRun) -> list[NodeTimin
     Runs in the project directory, as `kedro run` and the flow do: nodes may use relative paths.
     """
     os.chdir(run.project_path)
+    record_payloads(unit.asset_payloads)
     kedro = worker_kedro(run)
     timings = []
     with mlflow_link.active_in_this_thread(run.mlflow_run):

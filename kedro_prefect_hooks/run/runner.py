@@ -25,6 +25,7 @@ from prefect.cache_policies import NO_CACHE
 from kedro_prefect_hooks.compat import suggest_resume
 from kedro_prefect_hooks.config import RunOptions
 from kedro_prefect_hooks.run import mlflow_link
+from kedro_prefect_hooks.run.assets import RunFacts, UnitAssets, materializing, record_payloads, unit_assets
 from kedro_prefect_hooks.run.remote import KedroNodeError, RemoteRun, RemoteUnit, run_kedro_nodes_remotely
 from kedro_prefect_hooks.run.report import RunReport, describe_dataset, sentence
 from kedro_prefect_hooks.run.resume import EarlierAttempt, resume_from, resumed_pipeline
@@ -53,12 +54,14 @@ class KedroRun:
         run_id: str | None,
         report: RunReport,
         mlflow_run: mlflow_link.SharedRun | None = None,
+        assets: dict[str, UnitAssets] | None = None,
     ):
         self.catalog = catalog
         self.hook_manager = hook_manager
         self.run_id = run_id
         self.report = report
         self.mlflow_run = mlflow_run  # the flow thread's active MLflow run, if any
+        self.assets = assets or {}  # unit name -> what its task materializes
 
 
 @task(name="kedro-node", task_run_name="{unit.name}", cache_policy=NO_CACHE, persist_result=False)
@@ -67,6 +70,8 @@ def run_kedro_nodes(unit: WorkUnit, run: KedroRun) -> None:
 
     Each unit gets its own task object, named after it; tags come from a context.
     """
+    if unit.name in run.assets:
+        record_payloads(run.assets[unit.name].payloads)
     with mlflow_link.active_in_this_thread(run.mlflow_run):
         for node in unit.nodes:
             run.report.started(node.name)
@@ -89,8 +94,11 @@ class PrefectRunner(AbstractRunner):
         remote: RemoteRun | None = None,
         resume: EarlierAttempt | None = None,
         command_options: list[tuple[str, str]] | None = None,
+        asset_facts: RunFacts | None = None,
     ):
         super().__init__(is_async=False)
+        self._asset_facts = asset_facts if options.assets else None  # None: no asset events
+        self._assets: dict[str, UnitAssets] = {}  # unit name -> what its task materializes
         self._options = options
         self._report = report
         self._remote = remote  # what Dask workers rebuild the session from
@@ -116,7 +124,12 @@ class PrefectRunner(AbstractRunner):
         mlflow_link.tag_with_flow_run(mlflow_run)
         if self._remote is not None:
             self._remote.mlflow_run = mlflow_run
-        run = KedroRun(catalog, hook_manager, run_id, self._report, mlflow_run)
+        self._assets = (
+            {unit.name: unit_assets(unit, catalog, self._asset_facts) for unit in units}
+            if self._asset_facts is not None
+            else {}
+        )
+        run = KedroRun(catalog, hook_manager, run_id, self._report, mlflow_run, self._assets)
         load_counts = Counter(chain.from_iterable(n.inputs for n in pipeline.nodes))
         # Kedro's _release_datasets recomputes these per dataset: 2.3 ms a node on a
         # 100-node pipeline, in the one thread that submits tasks.
@@ -216,13 +229,17 @@ class PrefectRunner(AbstractRunner):
         from the task's name, so the node name shows from the start, not "kedro-node-c47".
         Prefect 3.9's with_options costs ~0.06 ms."""
         options = self._options.task_options(set(unit.tags))
-        return template.with_options(
-            name=unit.name,
-            task_run_name=unit.name,
-            retries=options.retries or 0,
-            retry_delay_seconds=options.retry_delay_seconds or 0,
-            timeout_seconds=options.timeout_seconds,
-        )
+        settings = {
+            "name": unit.name,
+            "task_run_name": unit.name,
+            "retries": options.retries or 0,
+            "retry_delay_seconds": options.retry_delay_seconds or 0,
+            "timeout_seconds": options.timeout_seconds,
+        }
+        assets = self._assets.get(unit.name)
+        if assets is None or not assets.outputs:
+            return template.with_options(**settings)
+        return materializing(template, assets, settings)
 
     def _call(self, unit: WorkUnit, run: KedroRun, wait_for: list) -> Any:
         """Run a unit's task in this thread; returns its final state."""
@@ -240,7 +257,8 @@ class PrefectRunner(AbstractRunner):
     def _submit_remote(
         self, pool: Any, unit: WorkUnit, remote: RemoteRun, memory: list[str], wait_for: list
     ) -> Any:
-        spec = RemoteUnit(unit.name, unit.node_names, memory)
+        assets = self._assets.get(unit.name)
+        spec = RemoteUnit(unit.name, unit.node_names, memory, assets.payloads if assets else None)
         with tags(*unit.tags):
             return pool.runner.submit(
                 self._prefect_task(run_kedro_nodes_remotely, unit),

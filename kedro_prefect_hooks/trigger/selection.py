@@ -90,21 +90,6 @@ def plan_problem(pipeline: str, problem: Exception, filtered: bool) -> str:
     return f"{what}: {text}. No run was created."
 
 
-def project_catalog(project_path: Any, env: str | None, params: dict[str, Any] | None) -> Any:
-    """The project's catalog as a run in `env` with runtime `params` builds it (datasets stay lazy)."""
-    from kedro.config import MissingConfigException
-    from kedro.framework.project import settings
-
-    from kedro_prefect_hooks.project import project_config_loader
-
-    loader = project_config_loader(project_path, env, params)
-    try:
-        credentials = loader["credentials"]
-    except MissingConfigException:
-        credentials = {}
-    return settings.DATA_CATALOG_CLASS.from_config(catalog=loader["catalog"], credentials=credentials)
-
-
 def given_options(context: Any) -> list[tuple[str, str]]:
     """The options typed on the command line (a click context), as (--option, value), for the resume command."""
     import click

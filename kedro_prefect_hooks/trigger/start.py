@@ -95,10 +95,11 @@ def run_pipeline(config: Any, api: Any, project: Any, request: RunRequest) -> No
     from kedro_prefect_hooks.prefect_api.client import command_client
     from kedro_prefect_hooks.prefect_api.errors import PrefectApiError
     from kedro_prefect_hooks.prefect_api.settings import ui_url
+    from kedro_prefect_hooks.project import project_catalog
     from kedro_prefect_hooks.registration.plan import deployment_names
     from kedro_prefect_hooks.run.report import artifact_key
     from kedro_prefect_hooks.run_options import filter_parameters, resume_command
-    from kedro_prefect_hooks.trigger.selection import load_plan, plan_problem, project_catalog
+    from kedro_prefect_hooks.trigger.selection import load_plan, plan_problem
     from kedro_prefect_hooks.trigger.watch import start_hint, wait_and_report
 
     pipeline, env, wait = request.pipeline, request.env, request.wait
