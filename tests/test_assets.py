@@ -106,25 +106,33 @@ def test_after_datasets_runs_the_deployment_when_the_dataset_is_materialized(
 
     from kedro_prefect_hooks.flow import kedro_pipeline
 
-    conf = "pipelines: [data_processing, data_science]\ntimeout: 30\n"
+    conf = "pipelines: [data_processing, data_science, failing]\ntimeout: 30\n"
     project = add_flow_pipelines(
-        make_project(conf + "deployments:\n  data_science: {after_datasets: [doubled]}\n")
+        make_project(
+            conf + "deployments:\n  data_science: {after_datasets: [doubled]}\n"
+            "  data_processing: {after_datasets: [boom_out]}\n"  # boom fails: boom_out is never saved
+        )
     )
+    (project / "conf" / "base" / "catalog_boom.yml").write_text(BOOM_CATALOG)
     open_session(project)
     by_name = {d["name"]: d for d in project_deployments(api_url, project)}
-    [automation] = chain_automations(api_url, project)
+    automation = next(a for a in chain_automations(api_url, project) if "doubled" in a["name"])
     doubled = f"file://{project}/data/02_intermediate/doubled.json"
     assert automation["name"].endswith("data_science when doubled is materialized")
     assert automation["trigger"]["match"] == {"prefect.resource.id": doubled}
-    open_session(project)  # unchanged: the trigger is kept as it is
-    assert [a["id"] for a in chain_automations(api_url, project)] == [automation["id"]]
+    before = sorted(a["id"] for a in chain_automations(api_url, project))
+    open_session(project)  # unchanged: the triggers are kept as they are
+    assert sorted(a["id"] for a in chain_automations(api_url, project)) == before
 
-    monkeypatch.chdir(project)  # a run of data_processing, as a worker runs it, writes doubled
+    monkeypatch.chdir(project)  # runs as a worker runs them; data_processing writes doubled
     with temporary_settings({PREFECT_API_URL: api_url}):
+        assert kedro_pipeline(pipeline="failing", return_state=True).is_failed()
         assert kedro_pipeline(pipeline="data_processing", return_state=True).is_completed()
     EventsWorker.drain_all(timeout=10)
     [triggered] = wait_for_runs_of(api_url, by_name["data_science"]["id"], 1)
     assert triggered["deployment_id"] == by_name["data_science"]["id"]
+    # boom_out's failed save came first: had it triggered, that run would be there by now
+    assert wait_for_runs_of(api_url, by_name["data_processing"]["id"], 1, timeout=5) == []
 
     (project / "conf" / "base" / "prefect.yml").write_text(conf)
     open_session(project)
