@@ -14,7 +14,7 @@ from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
 
 from kedro_prefect_hooks.compat import run_session
-from kedro_prefect_hooks.project import env_in_force, load_project_config, session_env
+from kedro_prefect_hooks.project import load_project_config, session_env
 from kedro_prefect_hooks.registration.parameters_form import FIELD as FORM_FIELD
 from kedro_prefect_hooks.registration.parameters_form import changed_values, defaults_of
 from kedro_prefect_hooks.run.console import plain_console
@@ -81,9 +81,8 @@ def kedro_pipeline(
             report.save_version = session.session_id
             remote = RemoteRun(str(project_path), env, params, pipeline, session.session_id, load_versions)
             resume = earlier_attempt(artifact_key(pipeline))
-            facts = RunFacts(
-                metadata.project_name, env_in_force(project_path, env)[0], pipeline, session.session_id
-            )
+            in_force = report.env_in_force()
+            facts = RunFacts(metadata.project_name, in_force and in_force[0], pipeline, session.session_id)
             runner = PrefectRunner(
                 options, report, remote, resume, command_options(env, params, filters), facts
             )

@@ -43,6 +43,7 @@ class RunReport:
         self.tasks: dict[str, list[str]] = {}  # task name -> its nodes, when tasks group nodes
         self.resume_from: list[str] = []  # after a failure: the nodes a resumed run starts from
         self.written: list[WrittenDataset] = []
+        self._env_in_force: tuple[str, bool] | None = None
         self._lock = threading.Lock()
 
     def set_nodes(self, node_names: list[str]) -> None:
@@ -90,14 +91,22 @@ class RunReport:
     def completed_nodes(self) -> list[str]:
         return [r.name for r in self.nodes.values() if r.state == "completed"]
 
-    def env_text(self) -> str:
-        """The env the run read its config from: the flow runs in the project's directory."""
+    def env_in_force(self) -> tuple[str, bool] | None:
+        """(the env the run read its config from, whether it is the project's default), worked
+        out once (the flow runs in the project's directory); None if it cannot be."""
         from kedro_prefect_hooks.project import env_in_force
 
-        try:
-            env, is_default = env_in_force(Path.cwd(), self.env)
-        except Exception:  # e.g. the session could not be built: say what was asked
+        if self._env_in_force is None:
+            try:
+                self._env_in_force = env_in_force(Path.cwd(), self.env)
+            except Exception:  # e.g. the session could not be built
+                return None
+        return self._env_in_force
+
+    def env_text(self) -> str:
+        if (found := self.env_in_force()) is None:  # say what was asked
             return escape_markdown(self.env or "Kedro's default run env")
+        env, is_default = found
         return escape_markdown(env) + (" (the project's default run env)" if is_default else "")
 
     def description(self) -> str:
