@@ -31,7 +31,7 @@ def asset_key(name: str, dataset: Any, project: str, base: str | None = None) ->
             key = f"{protocol}://{path}"
         if _usable(key):
             return key
-    return f"kedro://{_safe(project)}/{_safe(name)}"
+    return f"kedro://{_safe(project)}/{_safe(name)}"[:_MAX_KEY_LENGTH]
 
 
 def catalog_asset_keys(
@@ -39,16 +39,20 @@ def catalog_asset_keys(
 ) -> dict[str, str]:
     """The asset key of each named dataset of the catalog; ValueError naming those that are not
     in the catalog (with what is) or live in memory (never materialized, so never an event)."""
-    keys, unknown, in_memory = {}, [], []
+    keys, unknown, in_memory, broken = {}, [], [], []
     for name in dict.fromkeys(names):
-        dataset = catalog.get(name) if not is_parameters(name) and name in catalog else None
+        try:  # builds the dataset: a missing filesystem package or a bad argument fails here
+            dataset = catalog.get(name) if not is_parameters(name) and name in catalog else None
+        except Exception as exc:
+            broken.append(f"{name!r} cannot be built ({type(exc).__name__}: {exc})")
+            continue
         if dataset is None:
             unknown.append(name)
         elif is_memory_dataset_type(type(dataset).__name__):
             in_memory.append(name)
         else:
             keys[name] = asset_key(name, dataset, project, base)
-    problems = []
+    problems = broken
     if unknown:
         available = sorted(n for n in catalog.keys() if not is_parameters(n))  # noqa: SIM118 (a DataCatalog)
         problems.append(f"{unknown} are not in the catalog; it has {available}")

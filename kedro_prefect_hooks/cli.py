@@ -49,12 +49,17 @@ def _selected(config, project, names: tuple[str, ...], loader=None):
 
 def _asset_keys(config, project, selected: list[str]) -> dict[str, str]:
     """The asset keys `after_datasets` names, from the project's catalog (built only if needed)."""
-    from kedro_prefect_hooks.project import project_catalog
+    from kedro_prefect_hooks.project import project_catalog, registered_pipelines
     from kedro_prefect_hooks.registration.plan import after_dataset_keys
 
-    return after_dataset_keys(
-        config, project, selected, lambda: project_catalog(project.path, project.env, None)
-    )
+    if not any(config.options_for(p).after_datasets for p in selected):
+        return {}
+    outputs = registered_pipelines(project).outputs  # loaded already: its modules are imported
+
+    def catalog():
+        return project_catalog(project.path, project.env, None)
+
+    return after_dataset_keys(config, project, selected, catalog, outputs)
 
 
 def _kedro_project(metadata, loader, env):

@@ -20,8 +20,8 @@ from kedro_prefect_hooks.prefect_api.settings import ApiSettings
 from kedro_prefect_hooks.project import (
     describe_project,
     inside_prefect_run,
+    loader_catalog,
     pipeline_parameters,
-    project_catalog,
     project_config_loader,
     registered_pipelines,
 )
@@ -31,7 +31,7 @@ from kedro_prefect_hooks.registration.apply import (
     RegistrationStopped,
     register,
 )
-from kedro_prefect_hooks.registration.plan import after_dataset_keys
+from kedro_prefect_hooks.registration.plan import CatalogUnavailable, after_dataset_keys
 
 logger = logging.getLogger(__name__)
 if logging.getLogger("kedro_prefect_hooks").level == logging.NOTSET:
@@ -78,10 +78,14 @@ class PrefectHook:
         else:
             pipelines = config.selected_pipelines(found.names)
         prune = config.prune and not found.problems
-        # a config error (here: `after_datasets` naming what the catalog lacks) is raised, as prefect.yml's are
-        keys = after_dataset_keys(
-            config, project, pipelines, lambda: project_catalog(project.path, project.env, None)
-        )
+        # a config error (`after_datasets` naming what the catalog lacks) is raised, as prefect.yml's are
+        try:
+            keys = after_dataset_keys(
+                config, project, pipelines, lambda: loader_catalog(context.config_loader), found.outputs
+            )
+        except CatalogUnavailable as exc:  # the command's own catalog use reports it, if it has one
+            logger.warning("kedro-prefect-hooks: nothing registered: %s", exc)
+            return
         outcome, api = None, None
         try:
             api = find_api(config.api_url, project.path, local_server_url(project.path))

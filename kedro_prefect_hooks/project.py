@@ -69,6 +69,7 @@ class FoundPipelines:
     parameters: dict[str, list[str]] = field(
         default_factory=dict
     )  # pipeline -> parameter keys its nodes take
+    outputs: dict[str, list[str]] = field(default_factory=dict)  # pipeline -> datasets its nodes write
 
 
 def registered_pipelines(
@@ -88,7 +89,9 @@ def registered_pipelines(
     if use_cache:
         cached = read_state(cache, _cache_problem)
         if cached is not None and _still_current(cached, project) and set(wanted) <= set(cached["names"]):
-            return FoundPipelines(list(cached["names"]), [], dict(cached["parameters"]))
+            return FoundPipelines(
+                list(cached["names"]), [], dict(cached["parameters"]), dict(cached["outputs"])
+            )
     found, read = _load_registry(project.path)
     package = _package_fingerprint(project.package)
     if not found.problems and package:  # a failed import may be fixed without touching a file
@@ -97,6 +100,7 @@ def registered_pipelines(
             "files": _stamps(read),
             "names": found.names,
             "parameters": found.parameters,
+            "outputs": found.outputs,
         }
         write_private(cache, json.dumps(entry))
     return found
@@ -116,6 +120,9 @@ def _cache_problem(data: Any) -> str | None:
 def _still_current(cached: dict[str, Any], project: KedroProject) -> bool:
     files = cached.get("files")
     if files is None or cached.get("package") != _package_fingerprint(project.package):
+        return False
+    outputs = cached.get("outputs")  # a cache written before outputs were kept is read again once
+    if not isinstance(outputs, dict) or not all(is_text_list(v) for v in outputs.values()):
         return False
     return _stamps(list(files)) == files
 
@@ -146,12 +153,13 @@ def _load_registry(project_path: Path) -> tuple[FoundPipelines, list[str]]:
         warnings.simplefilter("always")
         names = sorted(pipelines.keys())
         parameters = {name: parameter_keys(pipelines[name]) for name in names}
+        outputs = {name: sorted(pipelines[name].all_outputs()) for name in names}
     for warning in caught:  # shown as they would have been
         warnings.showwarning(warning.message, warning.category, warning.filename, warning.lineno)
     problems = [str(w.message).splitlines()[0] for w in caught if "kedro" in Path(w.filename).parts]
     imported = [getattr(module, "__file__", None) for module in list(sys.modules.values())]
     read = _project_files([*opened, *(f for f in imported if isinstance(f, str))], project_path)
-    return FoundPipelines(names, problems, parameters), read
+    return FoundPipelines(names, problems, parameters, outputs), read
 
 
 _OPENED: list[str] | None = None  # while a registry load runs: every path opened
@@ -299,10 +307,14 @@ def load_project_config(
 
 def project_catalog(project_path: Any, env: str | None, params: dict[str, Any] | None) -> Any:
     """The project's catalog as a run in `env` with runtime `params` builds it (datasets stay lazy)."""
+    return loader_catalog(project_config_loader(project_path, env, params))
+
+
+def loader_catalog(loader: Any) -> Any:
+    """The catalog a config loader's files make, without Kedro's hooks (datasets stay lazy)."""
     from kedro.config import MissingConfigException
     from kedro.framework.project import settings
 
-    loader = project_config_loader(project_path, env, params)
     try:
         credentials = loader["credentials"]
     except MissingConfigException:

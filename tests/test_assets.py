@@ -3,6 +3,8 @@ event feed, and the asset keys datasets get (issue 22)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from kedro.io import AbstractDataset
 from kedro_datasets.json import JSONDataset
@@ -152,3 +154,46 @@ def test_after_datasets_naming_what_the_catalog_lacks_is_a_config_error(api_url,
         assert "deployments.data_science.after_datasets" in message and "prefect.yml" in message, message
         assert "['no_such_data', 'params:start'] are not in the catalog" in message
     assert project_deployments(api_url, project) == []
+
+
+def after_datasets_config(deployments: dict):
+    from kedro_prefect_hooks.config import parse_config
+
+    return parse_config({"pipelines": "all", "deployments": deployments}, [Path("conf/base/prefect.yml")])
+
+
+def test_a_dataset_the_catalog_cannot_build_is_a_config_error_not_a_traceback(tmp_path):
+    """The reviewer's case: `s3://` without s3fs installed raised DatasetError out of the hook."""
+    from kedro.io import DataCatalog
+
+    from kedro_prefect_hooks.config import ConfigError
+    from kedro_prefect_hooks.project import KedroProject
+    from kedro_prefect_hooks.registration.plan import after_dataset_keys
+
+    catalog = DataCatalog.from_config({"lake": {"type": "json.JSONDataset", "filepath": "s3://b/x.json"}})
+    project = KedroProject("proj", "proj", tmp_path, None, "local")
+    config = after_datasets_config({"b": {"after_datasets": ["lake"]}})
+    with pytest.raises(ConfigError, match=r"deployments.b.after_datasets.*'lake' cannot be built"):
+        after_dataset_keys(config, project, ["a", "b"], lambda: catalog)
+
+
+def test_after_datasets_that_would_start_a_pipeline_forever_is_a_config_error(tmp_path):
+    """A pipeline writing a dataset it waits for (or through another) would start itself again
+    and again: Prefect's loop guard covers flow-run events only."""
+    from kedro.io import DataCatalog
+
+    from kedro_prefect_hooks.config import ConfigError
+    from kedro_prefect_hooks.project import KedroProject
+    from kedro_prefect_hooks.registration.plan import after_dataset_keys
+
+    entries = {name: {"type": "json.JSONDataset", "filepath": f"data/{name}.json"} for name in ("x", "y")}
+    catalog = DataCatalog.from_config(entries)
+    project = KedroProject("proj", "proj", tmp_path, None, "local")
+    outputs = {"a": ["x"], "b": ["y"]}
+    fine = after_datasets_config({"b": {"after_datasets": ["x"]}})
+    assert after_dataset_keys(fine, project, ["a", "b"], lambda: catalog, outputs) == {
+        "x": f"file://{tmp_path}/data/x.json"
+    }
+    for loop in ({"a": {"after_datasets": ["x"]}}, {"b": {"after_datasets": ["x"]}, "a": {"after": ["b"]}}):
+        with pytest.raises(ConfigError, match="`after_datasets` makes a loop"):
+            after_dataset_keys(after_datasets_config(loop), project, ["a", "b"], lambda: catalog, outputs)

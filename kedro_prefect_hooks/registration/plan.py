@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from kedro_prefect_hooks.config import PrefectConfig, WorkPool
+from kedro_prefect_hooks.config import ConfigError, PrefectConfig, WorkPool
 from kedro_prefect_hooks.project import KedroProject
 from kedro_prefect_hooks.registration.ownership import MANAGED_TAG as MANAGED_TAG
 from kedro_prefect_hooks.registration.ownership import OWNER_LABEL, owner, ownership_tags
@@ -153,31 +153,60 @@ def desired_deployments(
     return desired
 
 
+class CatalogUnavailable(ConfigError):
+    """`after_datasets` needs the catalog, which could not be built here (e.g. credentials)."""
+
+
 def after_dataset_keys(
-    config: PrefectConfig, project: KedroProject, pipelines: list[str], catalog: Callable[[], Any]
+    config: PrefectConfig,
+    project: KedroProject,
+    pipelines: list[str],
+    catalog: Callable[[], Any],
+    outputs: dict[str, list[str]] | None = None,
 ) -> dict[str, str]:
     """The asset key of each dataset the selected pipelines' `after_datasets` name; `catalog`
-    builds the project's catalog, only when a pipeline names one. A ConfigError names the key."""
+    builds the project's catalog, only when a pipeline names one. A ConfigError names the key;
+    with `outputs` (the datasets each pipeline writes) a trigger loop is one too."""
     from kedro_prefect_hooks.asset_keys import catalog_asset_keys
 
-    named = {
-        p: config.options_for(p).after_datasets for p in pipelines if config.options_for(p).after_datasets
-    }
+    named = {p: list(config.options_for(p).after_datasets or []) for p in pipelines}
+    named = {p: names for p, names in named.items() if names}
     if not named:
         return {}
     try:
         built = catalog()
     except Exception as exc:
-        raise config.error(
-            "deployments", f"`after_datasets` needs the project's catalog, which failed: {exc}"
+        raise CatalogUnavailable(
+            f"`after_datasets` needs the project's catalog, which failed to load: {exc}"
         ) from None
     keys = {}
     for pipeline, names in named.items():
         try:
-            keys.update(catalog_asset_keys(list(names or []), built, project.name, str(project.path)))
+            keys.update(catalog_asset_keys(names, built, project.name, str(project.path)))
         except ValueError as exc:
             raise config.error(f"deployments.{pipeline}.after_datasets", str(exc)) from None
+    _refuse_trigger_loops(config, pipelines, named, outputs or {})
     return keys
+
+
+def _refuse_trigger_loops(
+    config: PrefectConfig, pipelines: list[str], named: dict[str, list[str]], outputs: dict[str, list[str]]
+) -> None:
+    """A pipeline that (through others) writes a dataset it waits for would start itself forever;
+    Prefect's own loop guard only covers flow-run events, not asset events."""
+    import graphlib
+
+    upstream = {p: set(config.options_for(p).after or []) for p in pipelines}
+    for waiting, names in named.items():
+        upstream[waiting] |= {p for p in pipelines if set(outputs.get(p, [])) & set(names)}
+    try:
+        graphlib.TopologicalSorter(upstream).prepare()
+    except graphlib.CycleError as exc:
+        raise config.error(
+            "deployments",
+            f"`after_datasets` makes a loop ({' -> '.join(exc.args[1])}): a pipeline would start "
+            "again each time it (or one it starts) writes a dataset it waits for",
+        ) from None
 
 
 def deployment_names(config: PrefectConfig, project: KedroProject, pipeline: str) -> tuple[str, str]:

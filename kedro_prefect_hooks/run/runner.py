@@ -238,6 +238,10 @@ class PrefectRunner(AbstractRunner):
         }
         assets = self._assets.get(unit.name)
         if assets is None or not assets.outputs:
+            # no persisted output: its persisted inputs still reach the next materialization
+            # as upstream assets (Prefect passes a task's asset_deps on to its wait_for children)
+            if assets is not None and assets.inputs:
+                settings["asset_deps"] = assets.inputs
             return template.with_options(**settings)
         return materializing(template, assets, settings)
 
