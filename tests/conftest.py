@@ -58,20 +58,23 @@ def auth_server(tmp_path_factory, isolated_prefect_home):
     """A second real server that asks for basic auth (PREFECT_SERVER_API_AUTH_STRING); its URL has none."""
     settings = {**TEST_SERVER_SETTINGS, "PREFECT_SERVER_API_AUTH_STRING": AUTH_STRING}
     process, url = start_server(tmp_path_factory.mktemp("auth-server-home"), settings=settings)
+    warm_up(url, auth=tuple(AUTH_STRING.split(":", 1)))
     yield url
     stop_server(process)
 
 
-def warm_up(url: str) -> None:
+def warm_up(url: str, auth: tuple[str, ...] | None = None) -> None:
     """The requests a registering session makes, once, before any test: a just-started server
     answers its first of each kind slowly (over 2 s on a loaded CI machine, more than a
     session's `timeout:`), which made tests that are not about a slow server fail."""
-    flow_id = call_api("POST", f"{url}/flows/", json={"name": "warm-up"}).json()["id"]
-    deployment = call_api("POST", f"{url}/deployments/", json={"name": "warm-up", "flow_id": flow_id})
+    flow_id = call_api("POST", f"{url}/flows/", json={"name": "warm-up"}, auth=auth).json()["id"]
+    deployment = call_api(
+        "POST", f"{url}/deployments/", json={"name": "warm-up", "flow_id": flow_id}, auth=auth
+    )
     for kind in ("deployments", "work_pools", "variables", "automations", "flow_runs"):
-        call_api("POST", f"{url}/{kind}/filter", json={"limit": 1})
-    call_api("GET", f"{url}/variables/name/warm-up", check=False)
-    call_api("DELETE", f"{url}/deployments/{deployment.json()['id']}")
+        call_api("POST", f"{url}/{kind}/filter", json={"limit": 1}, auth=auth)
+    call_api("GET", f"{url}/variables/name/warm-up", check=False, auth=auth)
+    call_api("DELETE", f"{url}/deployments/{deployment.json()['id']}", auth=auth)
 
 
 @pytest.fixture

@@ -269,7 +269,7 @@ def test_the_worker_authenticates_as_the_session_did(auth_server, make_project, 
     authed = with_credentials(auth_server)
     project = make_project(
         f"pipelines: [data_processing]\napi_url: {authed}\nwork_pool: {{name: {pool}}}\n"
-        "worker: {start: true, query_seconds: 1}\n"
+        "worker: {start: true, query_seconds: 1}\ntimeout: 30\n"  # it must register, however loaded
     )
     monkeypatch.setenv("PREFECT_API_KEY", "pnu_not_for_this_server")  # the auth string wins, as in Prefect
     try:
