@@ -31,6 +31,7 @@ def worker_project(make_project):
     pool = f"pool-{uuid.uuid4().hex[:6]}"
     project = make_project(
         f"pipelines: all\nwork_pool: {{name: {pool}}}\nworker: {{start: true, query_seconds: 1}}\n"
+        "timeout: 30\n"  # its sessions must register, however slowly a just-started server answers
     )
     yield project, pool
     for running_pool in running_workers(project):
