@@ -52,8 +52,8 @@ def _asset_keys(config, project, selected: list[str]) -> dict[str, str]:
     from kedro_prefect_hooks.project import project_catalog, registered_pipelines
     from kedro_prefect_hooks.registration.plan import after_dataset_keys
 
-    if not any(config.options_for(p).after_datasets for p in selected):
-        return {}
+    if not any(config.deployments[p].after_datasets for p in selected if p in config.deployments):
+        return {}  # no registry load, no catalog
     outputs = registered_pipelines(project).outputs  # loaded already: its modules are imported
 
     def catalog():

@@ -169,8 +169,12 @@ def after_dataset_keys(
     with `outputs` (the datasets each pipeline writes) a trigger loop is one too."""
     from kedro_prefect_hooks.asset_keys import catalog_asset_keys
 
-    named = {p: list(config.options_for(p).after_datasets or []) for p in pipelines}
-    named = {p: names for p, names in named.items() if names}
+    # per pipeline only (defaults.after_datasets is refused): no merge of options in a session without it
+    named = {
+        p: list(options.after_datasets)
+        for p, options in config.deployments.items()
+        if p in pipelines and options.after_datasets
+    }
     if not named:
         return {}
     try:
