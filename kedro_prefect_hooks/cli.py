@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from kedro_prefect_hooks.cli_local import server, worker
-from kedro_prefect_hooks.cli_support import ENV_OPTION, config_and_api, plain_env
+from kedro_prefect_hooks.cli_support import ENV_OPTION, context_and_api, plain_env
 from kedro_prefect_hooks.run_options import FILTERS
 
 
@@ -25,15 +25,12 @@ prefect.add_command(worker)
 prefect.add_command(server)
 
 
-def _selected(config, project, names: tuple[str, ...], loader=None):
-    """The pipelines to act on, and (with a config loader) their parameters for the run form."""
+def _selected(entry, names: tuple[str, ...]) -> list[str]:
+    """The pipelines to act on: those named, each selected in prefect.yml, else every selected one."""
     from kedro_prefect_hooks.config import ConfigError
-    from kedro_prefect_hooks.project import pipeline_parameters, registered_pipelines
 
-    found = registered_pipelines(project)
-    available = found.names
     try:
-        selected = config.selected_pipelines(available)
+        selected = entry.settings.selected_pipelines(entry.pipelines().names)
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from None
     unknown = [n for n in names if n not in selected]
@@ -41,31 +38,17 @@ def _selected(config, project, names: tuple[str, ...], loader=None):
         raise click.ClickException(
             f"pipeline(s) {unknown} are not selected in prefect.yml; selected: {selected}"
         )
-    chosen = list(names) or selected
-    if loader is None:
-        return chosen
-    return chosen, pipeline_parameters(found, loader, chosen)
+    return list(names) or selected
 
 
-def _asset_keys(config, project, selected: list[str]) -> dict[str, str]:
+def _asset_keys(entry, selected: list[str]) -> dict[str, str]:
     """The asset keys `after_datasets` names, from the project's catalog (built only if needed)."""
-    from kedro_prefect_hooks.project import project_catalog, registered_pipelines
     from kedro_prefect_hooks.registration.plan import after_dataset_keys
 
+    config = entry.settings
     if not any(config.deployments[p].after_datasets for p in selected if p in config.deployments):
-        return {}  # no registry load, no catalog
-    outputs = registered_pipelines(project).outputs  # loaded already: its modules are imported
-
-    def catalog():
-        return project_catalog(project.path, project.env, None)
-
-    return after_dataset_keys(config, project, selected, catalog, outputs)
-
-
-def _kedro_project(metadata, loader, env):
-    from kedro_prefect_hooks.project import describe_project
-
-    return describe_project(metadata.project_path, env, loader)
+        return {}  # no catalog
+    return after_dataset_keys(config, entry.project, selected, entry.catalog, entry.pipelines().outputs)
 
 
 @prefect.command()
@@ -126,11 +109,12 @@ def register(metadata, env: str | None, pipelines: tuple[str, ...], dry_run: boo
     from kedro_prefect_hooks.registration.apply import preview
     from kedro_prefect_hooks.registration.apply import register as apply
 
-    config, api, loader = config_and_api(metadata, env)
-    project = _kedro_project(metadata, loader, env)
-    selected, parameters = _selected(config, project, pipelines, loader)
+    entry, api = context_and_api(metadata, env)
+    config, project = entry.settings, entry.project
+    selected = _selected(entry, pipelines)
+    parameters = entry.parameters(selected)
     try:
-        keys = _asset_keys(config, project, selected)
+        keys = _asset_keys(entry, selected)
         if dry_run:
             for change in preview(config, project, selected, api, take_over, parameters, keys):
                 click.echo(change.describe())
@@ -175,11 +159,12 @@ def list_deployments(metadata, env: str | None) -> None:
     from kedro_prefect_hooks.registration.compare import compare
     from kedro_prefect_hooks.registration.plan import desired_deployments, owner
 
-    config, api, loader = config_and_api(metadata, env)
-    project = _kedro_project(metadata, loader, env)
-    selected, parameters = _selected(config, project, (), loader)
+    entry, api = context_and_api(metadata, env)
+    config, project = entry.settings, entry.project
+    selected = _selected(entry, ())
+    parameters = entry.parameters(selected)
     try:
-        keys = _asset_keys(config, project, selected)
+        keys = _asset_keys(entry, selected)
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from None
     heartbeats = crash_detection(config, api)
@@ -274,9 +259,8 @@ def run(
     from kedro_prefect_hooks.trigger.selection import given_options
     from kedro_prefect_hooks.trigger.start import RunRequest, run_pipeline
 
-    config, api, loader = config_and_api(metadata, env)
-    project = _kedro_project(metadata, loader, env)
-    _selected(config, project, (pipeline,))  # refuses a pipeline prefect.yml does not select
+    entry, api = context_and_api(metadata, env)
+    _selected(entry, (pipeline,))  # refuses a pipeline prefect.yml does not select
     given = given_options(click.get_current_context())
     request = RunRequest(pipeline, env, params, wait, timeout, job_variables, filters, given)
-    run_pipeline(config, api, project, request)
+    run_pipeline(entry.settings, api, entry.project, request)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from kedro_prefect_hooks.cli_support import ENV_OPTION, api_of, config_and_api, project_config, project_of
+from kedro_prefect_hooks.cli_support import ENV_OPTION, api_of, command_context, context_and_api, project_of
 
 
 @click.group()
@@ -44,7 +44,8 @@ def worker_start(metadata, env: str | None) -> None:
     from kedro_prefect_hooks.local.worker import WorkerStartError, run_in_foreground
 
     project_path, package = project_of(metadata)
-    config, api, _ = config_and_api(metadata, env, required=False)
+    entry, api = context_and_api(metadata, env, required=False)
+    config = entry.settings
     pool = config.work_pool.name
     try:
         failed = run_in_foreground(
@@ -78,7 +79,7 @@ def worker_status(metadata, env: str | None) -> None:
     from kedro_prefect_hooks.prefect_api.errors import PrefectApiError
 
     project_path, _ = project_of(metadata)
-    config, _ = project_config(metadata, env, required=False)
+    config = command_context(metadata, env, required=False).settings
     pool = config.work_pool.name
     mine = running_workers(project_path).get(pool)
     click.echo(
@@ -112,17 +113,12 @@ def worker_stop(metadata, env: str | None, timeout: float) -> None:
     Example:
       kedro prefect worker stop --timeout 30
     """
-    from kedro_prefect_hooks.config import ConfigError
     from kedro_prefect_hooks.local.worker import stop_worker
     from kedro_prefect_hooks.prefect_api.client import command_client
     from kedro_prefect_hooks.prefect_api.errors import PrefectApiError
-    from kedro_prefect_hooks.project import load_project_config
 
     project_path, _ = project_of(metadata)
-    try:
-        config = load_project_config(project_path, env)
-    except ConfigError as exc:
-        raise click.ClickException(str(exc)) from None
+    config = command_context(metadata, env, required=False).settings
     try:
         client = command_client(api_of(config, project_path), config.timeout)
     except PrefectApiError:

@@ -1,4 +1,4 @@
-"""What the plugin's commands share: the `--env` option, and the project's config and API."""
+"""What the plugin's commands share: the `--env` option, and the project's context and API."""
 
 from __future__ import annotations
 
@@ -34,35 +34,33 @@ def project_of(metadata) -> tuple[Path, str]:
     return Path(metadata.project_path), metadata.package_name
 
 
-def project_config(metadata, env: str | None, required: bool = True):
-    """The project's config and config loader, or a one-line error naming the fix.
+def command_context(metadata, env: str | None, required: bool = True):
+    """The command's ProjectContext with its prefect config read, or a one-line error naming the fix.
 
     Worker commands pass `required=False`: without prefect.yml they serve the default pool.
     """
-    from kedro_prefect_hooks.config import ConfigError, PrefectConfig
-    from kedro_prefect_hooks.config.loader import load_config
-    from kedro_prefect_hooks.project import project_config_loader
+    from kedro_prefect_hooks.config import ConfigError
+    from kedro_prefect_hooks.project_context import ProjectContext
 
-    project_path, _ = project_of(metadata)
+    entry = ProjectContext.of_project(metadata.project_path, env)
     try:
-        loader = project_config_loader(project_path, env)
-        config = load_config(loader)
+        config = entry.config
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from None
     if config is None and required:
         raise click.ClickException(
-            f"No prefect.yml in {project_path / 'conf'}: run `kedro prefect init` first."
+            f"No prefect.yml in {entry.path / 'conf'}: run `kedro prefect init` first."
         )
-    return config or PrefectConfig(), loader
+    return entry
 
 
-def config_and_api(metadata, env: str | None, required: bool = True):
-    """The project's config, API and config loader, or a one-line error naming the fix."""
+def context_and_api(metadata, env: str | None, required: bool = True):
+    """The command's ProjectContext and the API it talks to, or a one-line error naming the fix."""
     from kedro_prefect_hooks.prefect_api.errors import PrefectApiError
 
-    config, loader = project_config(metadata, env, required)
+    entry = command_context(metadata, env, required)
     try:
-        return config, api_of(config, project_of(metadata)[0]), loader
+        return entry, api_of(entry.settings, entry.path)
     except PrefectApiError as exc:
         raise click.ClickException(str(exc)) from None
 

@@ -14,9 +14,9 @@ from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
 
 from kedro_prefect_hooks.compat import run_session
-from kedro_prefect_hooks.project import load_project_config, session_env
-from kedro_prefect_hooks.registration.parameters_form import FIELD as FORM_FIELD
-from kedro_prefect_hooks.registration.parameters_form import changed_values, defaults_of
+from kedro_prefect_hooks.parameters_form import FIELD as FORM_FIELD
+from kedro_prefect_hooks.parameters_form import changed_values, defaults_of
+from kedro_prefect_hooks.project_context import ProjectContext
 from kedro_prefect_hooks.run.console import plain_console
 from kedro_prefect_hooks.run.logs import kedro_logs_to_prefect
 from kedro_prefect_hooks.run.report import RunReport, artifact_key
@@ -55,14 +55,16 @@ def kedro_pipeline(
 
     project_path = Path.cwd()
     metadata = bootstrap_project(project_path)
-    # Kedro's own rule (KedroSession.create): the env given, else KEDRO_ENV. Settled here so the
-    # run options, the env check, the report and every Dask worker use the session's env.
-    env = session_env(env)
     params = _with_form_changes(params, parameters)
+    # One view of the project for the whole run; its env is Kedro's rule (KedroSession.create:
+    # the env given, else KEDRO_ENV), so the run options, the env check, the report and every
+    # Dask worker use the session's env.
+    entry = ProjectContext.of_project(project_path, env, params)
+    env = entry.env
     _check_env(project_path, env)
     _check_pipeline(pipeline)
-    options = load_project_config(project_path, env, params).options_for(pipeline).run
-    report = RunReport(pipeline, env, [])
+    options = entry.settings.options_for(pipeline).run
+    report = RunReport(pipeline, env, [], entry.env_in_force)
     filters = {
         "tags": tags,
         "node_names": node_names,
@@ -81,8 +83,7 @@ def kedro_pipeline(
             report.save_version = session.session_id
             remote = RemoteRun(str(project_path), env, params, pipeline, session.session_id, load_versions)
             resume = earlier_attempt(artifact_key(pipeline))
-            in_force = report.env_in_force()
-            facts = RunFacts(metadata.project_name, in_force and in_force[0], pipeline, session.session_id)
+            facts = RunFacts(metadata.project_name, entry.env_in_force[0], pipeline, session.session_id)
             runner = PrefectRunner(
                 options, report, remote, resume, command_options(env, params, filters), facts
             )

@@ -11,20 +11,14 @@ from kedro.framework.hooks import hook_impl
 from kedro_prefect_hooks.compat import requested_pipelines
 from kedro_prefect_hooks.config import PrefectConfig
 from kedro_prefect_hooks.config.base import ShortError
-from kedro_prefect_hooks.config.loader import INIT_HINT, load_config, missing_env_folder
+from kedro_prefect_hooks.config.loader import INIT_HINT, missing_env_folder
 from kedro_prefect_hooks.local.server import local_server_url
 from kedro_prefect_hooks.local.worker import WorkerStartError, ensure_worker
 from kedro_prefect_hooks.prefect_api.errors import PrefectApiError
 from kedro_prefect_hooks.prefect_api.find import find_api
 from kedro_prefect_hooks.prefect_api.settings import ApiSettings
-from kedro_prefect_hooks.project import (
-    describe_project,
-    inside_prefect_run,
-    loader_catalog,
-    pipeline_parameters,
-    project_config_loader,
-    registered_pipelines,
-)
+from kedro_prefect_hooks.project import inside_prefect_run
+from kedro_prefect_hooks.project_context import ProjectContext
 from kedro_prefect_hooks.registration.apply import (
     PartialRegistration,
     RefusedBefore,
@@ -54,15 +48,16 @@ class PrefectHook:
         if folder := missing_env_folder(context.config_loader):
             logger.warning("kedro-prefect-hooks: nothing registered: the Kedro env has no folder %s.", folder)
             return
-        config = load_config(context.config_loader)
+        entry = ProjectContext.of_session(context)
+        config = entry.config
         if config is None:
             logger.warning("kedro-prefect-hooks: no prefect.yml found, nothing registered; %s.", INIT_HINT)
             return
         if not config.enabled:
             return
-        project = describe_project(context.project_path, context.env, context.config_loader)
+        project = entry.project
         try:
-            found = registered_pipelines(project, use_cache=True, wanted=requested_pipelines())
+            found = entry.pipelines(use_cache=True, wanted=requested_pipelines())
         except Exception as exc:  # a broken registry is the command's to report, not ours
             logger.warning("kedro-prefect-hooks: nothing registered; loading the pipelines failed: %s", exc)
             return
@@ -80,16 +75,14 @@ class PrefectHook:
         prune = config.prune and not found.problems
         # a config error (`after_datasets` naming what the catalog lacks) is raised, as prefect.yml's are
         try:
-            keys = after_dataset_keys(
-                config, project, pipelines, lambda: loader_catalog(context.config_loader), found.outputs
-            )
+            keys = after_dataset_keys(config, project, pipelines, entry.catalog, found.outputs)
         except CatalogUnavailable as exc:  # the command's own catalog use reports it, if it has one
             logger.warning("kedro-prefect-hooks: nothing registered: %s", exc)
             return
         outcome, api = None, None
         try:
             api = find_api(config.api_url, project.path, local_server_url(project.path))
-            parameters = pipeline_parameters(found, _loader_without_runtime_params(context), pipelines)
+            parameters = entry.parameters(pipelines)
             outcome = register(
                 config,
                 project,
@@ -145,10 +138,3 @@ def _start_worker(config: PrefectConfig, project_path: Path, package: str, api: 
             f"; {note}" if note else "",
             started.log,
         )
-
-
-def _loader_without_runtime_params(context: Any) -> Any:
-    """The form shows parameters.yml's values: not a `kedro run --params` override of this command."""
-    if not getattr(context.config_loader, "runtime_params", None):
-        return context.config_loader
-    return project_config_loader(context.project_path, context.env)

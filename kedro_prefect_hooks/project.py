@@ -15,8 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from kedro_prefect_hooks.compat import all_pipelines_visible, read_toml
-from kedro_prefect_hooks.config import PrefectConfig
-from kedro_prefect_hooks.config.loader import load_config, loader_env
+from kedro_prefect_hooks.config.loader import loader_env
 from kedro_prefect_hooks.local.state import (
     STATE_DIR,
     is_text_list,
@@ -296,13 +295,6 @@ def env_in_force(project_path: Path, env: str | None) -> tuple[str, bool]:
     if env:
         return env, False
     return run_env(None, project_config_loader(project_path, None)), True
-
-
-def load_project_config(
-    project_path: Path, env: str | None, runtime_params: dict | None = None
-) -> PrefectConfig:
-    """The config of a bootstrapped project, without opening a session (so no hook runs)."""
-    return load_config(project_config_loader(project_path, env, runtime_params)) or PrefectConfig()
 
 
 def project_catalog(project_path: Any, env: str | None, params: dict[str, Any] | None) -> Any:

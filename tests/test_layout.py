@@ -68,3 +68,19 @@ def test_config_imports_no_phase():
     assert {
         name for name in imported_by("config") if not name.startswith("kedro_prefect_hooks.prefect_api")
     } <= allowed
+
+
+def test_the_phases_sit_side_by_side():
+    """registration/, run/ and local/ do not reach into each other (the state store, local/state.py,
+    sits below them all), and the flow run needs nothing of registration's."""
+    phases = ("registration", "run", "local")
+    for phase in phases:
+        others = {
+            name
+            for name in imported_by(phase)
+            if any(name.startswith(f"kedro_prefect_hooks.{o}") for o in phases if o != phase)
+        }
+        assert others <= {"kedro_prefect_hooks.local.state"}, (phase, others)
+    modules = {module_name(path) for path in PACKAGE.rglob("*.py")}
+    flow_imports = imports(PACKAGE / "flow.py", modules)
+    assert not {name for name in flow_imports if name.startswith("kedro_prefect_hooks.registration")}

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from kedro_prefect_hooks.registration.parameters_form import changed_values, defaults_of, parameters_schema
+from kedro_prefect_hooks.parameters_form import changed_values, defaults_of, parameters_schema
 
 from conftest import open_session, project_deployments
 from kedro_projects import add_flow_pipelines

@@ -17,11 +17,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from kedro_prefect_hooks.config import ConfigError, PrefectConfig, WorkPool
+from kedro_prefect_hooks.parameters_form import FIELD as FORM_FIELD
+from kedro_prefect_hooks.parameters_form import parameters_schema
 from kedro_prefect_hooks.project import KedroProject
 from kedro_prefect_hooks.registration.ownership import MANAGED_TAG as MANAGED_TAG
 from kedro_prefect_hooks.registration.ownership import OWNER_LABEL, owner, ownership_tags
-from kedro_prefect_hooks.registration.parameters_form import FIELD as FORM_FIELD
-from kedro_prefect_hooks.registration.parameters_form import parameters_schema
 from kedro_prefect_hooks.registration.source import pull_steps
 from kedro_prefect_hooks.version import __version__
 

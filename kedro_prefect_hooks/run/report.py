@@ -35,7 +35,13 @@ class WrittenDataset:
 class RunReport:
     """Node states and durations of one run; tasks in several threads write to it."""
 
-    def __init__(self, pipeline: str, env: str | None, node_names: list[str]):
+    def __init__(
+        self,
+        pipeline: str,
+        env: str | None,
+        node_names: list[str],
+        env_in_force: tuple[str, bool] | None = None,
+    ):
         self.pipeline = pipeline
         self.env = env  # as the run was asked; None: Kedro's default
         self.save_version: str | None = None
@@ -43,7 +49,7 @@ class RunReport:
         self.tasks: dict[str, list[str]] = {}  # task name -> its nodes, when tasks group nodes
         self.resume_from: list[str] = []  # after a failure: the nodes a resumed run starts from
         self.written: list[WrittenDataset] = []
-        self._env_in_force: tuple[str, bool] | None = None
+        self._env_in_force = env_in_force  # the flow run's ProjectContext says; else worked out on demand
         self._lock = threading.Lock()
 
     def set_nodes(self, node_names: list[str]) -> None:
