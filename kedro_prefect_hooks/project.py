@@ -285,18 +285,6 @@ def project_config_loader(project_path: Path, env: str | None, runtime_params: d
     )
 
 
-def env_in_force(project_path: Path, env: str | None) -> tuple[str, bool]:
-    """(the Kedro env a session of this bootstrapped project uses, whether it is the loader's default).
-
-    Kedro's rule: the env given, else KEDRO_ENV, else the config loader's
-    `default_run_env` (`local` in a new project), else its base env.
-    """
-    env = session_env(env)
-    if env:
-        return env, False
-    return run_env(None, project_config_loader(project_path, None)), True
-
-
 def project_catalog(project_path: Any, env: str | None, params: dict[str, Any] | None) -> Any:
     """The project's catalog as a run in `env` with runtime `params` builds it (datasets stay lazy)."""
     return loader_catalog(project_config_loader(project_path, env, params))

@@ -100,11 +100,11 @@ class RunReport:
     def env_in_force(self) -> tuple[str, bool] | None:
         """(the env the run read its config from, whether it is the project's default), worked
         out once (the flow runs in the project's directory); None if it cannot be."""
-        from kedro_prefect_hooks.project import env_in_force
+        from kedro_prefect_hooks.project_context import ProjectContext
 
         if self._env_in_force is None:
             try:
-                self._env_in_force = env_in_force(Path.cwd(), self.env)
+                self._env_in_force = ProjectContext.of_project(Path.cwd(), self.env).env_in_force
             except Exception:  # e.g. the session could not be built
                 return None
         return self._env_in_force
