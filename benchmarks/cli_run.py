@@ -13,9 +13,7 @@ Run: .venv/bin/python benchmarks/cli_run.py [--repeat 5]
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -25,7 +23,11 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 
-from kedro_projects import BIN, add_pipeline, copy_project, new_project  # noqa: E402
+from cases import kedro  # noqa: E402
+
+from kedro_prefect_hooks.local.server import local_server_url  # noqa: E402
+
+from kedro_projects import add_pipeline, copy_project, new_project  # noqa: E402
 from prefect_runs import call_api  # noqa: E402
 
 BETA = """
@@ -43,17 +45,14 @@ def second(x):
 def create_pipeline(**kwargs):
     return Pipeline([node(first, "params:start", "b1", name="first"), node(second, "b1", "b2", name="second")])
 """
-ENV = {**os.environ, "KEDRO_DISABLE_TELEMETRY": "1", "DO_NOT_TRACK": "1"}
 
 
-def kedro(project: Path, *args: str) -> tuple[subprocess.CompletedProcess, float]:
-    started = time.perf_counter()
-    result = subprocess.run(
-        [str(BIN / "kedro"), *args], cwd=project, capture_output=True, text=True, env=ENV, timeout=600
-    )
+def timed(project: Path, *args: str) -> float:
+    """Seconds `kedro <args>` took; a failure stops the benchmark with its output."""
+    result, took = kedro(project, *args, env={"KEDRO_DISABLE_TELEMETRY": "1", "DO_NOT_TRACK": "1"})
     if result.returncode != 0:
         raise SystemExit(f"`kedro {' '.join(args)}` failed:\n{result.stdout}\n{result.stderr}")
-    return result, time.perf_counter() - started
+    return took
 
 
 def seconds(stamp: str) -> float:
@@ -91,37 +90,25 @@ def main() -> None:
         template = new_project(root)
         project = copy_project(template, root / "p", "pipelines: [beta]\nworker: {start: true}\n")
         add_pipeline(project, "beta", BETA)
-        kedro(project, "prefect", "server", "start")
+        timed(project, "prefect", "server", "start")
         try:
-            kedro(project, "run", "--pipeline", "beta")  # registers, starts the worker
-            api_url = _api_url(project)
-            kedro(project, "prefect", "run", "beta", "--wait")  # the first run pays what later ones do not
+            timed(project, "run", "--pipeline", "beta")  # registers, starts the worker
+            api_url = local_server_url(project)
+            assert api_url, "the project's local server is not running"
+            timed(project, "prefect", "run", "beta", "--wait")  # the first run pays what later ones do not
             plain, ours, parts = [], [], []
             for _ in range(args.repeat):
-                plain.append(kedro(project, "run", "--pipeline", "beta")[1])
-                ours.append(kedro(project, "prefect", "run", "beta", "--wait")[1])
+                plain.append(timed(project, "run", "--pipeline", "beta"))
+                ours.append(timed(project, "prefect", "run", "beta", "--wait"))
                 parts.append(phases(api_url, time.time()))
         finally:
-            subprocess.run(
-                [str(BIN / "kedro"), "prefect", "worker", "stop"], cwd=project, env=ENV, capture_output=True
-            )
-            subprocess.run(
-                [str(BIN / "kedro"), "prefect", "server", "stop"], cwd=project, env=ENV, capture_output=True
-            )
+            kedro(project, "prefect", "worker", "stop")
+            kedro(project, "prefect", "server", "stop")
     print(f"kedro run --pipeline beta               {spread(plain)}")
     print(f"kedro prefect run beta --wait           {spread(ours)}")
     for name in parts[0]:
         print(f"  {name:<37}{spread([p[name] for p in parts])}")
     print(f"ratio (medians): {statistics.median(ours) / statistics.median(plain):.2f}x   goal <= 2.0x")
-
-
-def _api_url(project: Path) -> str:
-    from kedro_prefect_hooks.local.server import local_server_url
-
-    url = local_server_url(project)
-    if url is None:
-        raise SystemExit("the project's local server is not running")
-    return url
 
 
 if __name__ == "__main__":
