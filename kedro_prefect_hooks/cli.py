@@ -106,8 +106,8 @@ def register(metadata, env: str | None, pipelines: tuple[str, ...], dry_run: boo
     """
     from kedro_prefect_hooks.config import ConfigError
     from kedro_prefect_hooks.prefect_api.errors import PrefectApiError
-    from kedro_prefect_hooks.registration.apply import preview
     from kedro_prefect_hooks.registration.apply import register as apply
+    from kedro_prefect_hooks.registration.preview import preview
 
     entry, api = context_and_api(metadata, env)
     config, project = entry.settings, entry.project

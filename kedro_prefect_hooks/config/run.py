@@ -6,7 +6,13 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from kedro_prefect_hooks.config.base import MAX_INTERVAL_SECONDS, MAX_PROCESSES, MAX_RETRIES, _Model
+from kedro_prefect_hooks.config.base import (
+    MAX_CONCURRENCY_LIMIT,
+    MAX_INTERVAL_SECONDS,
+    MAX_PROCESSES,
+    MAX_RETRIES,
+    _Model,
+)
 
 
 class TaskOptions(_Model):
@@ -18,6 +24,11 @@ class TaskOptions(_Model):
     """Seconds between those retries."""
     timeout_seconds: float | None = Field(default=None, gt=0, le=MAX_INTERVAL_SECONDS)
     """A node (task) running longer fails; null: no limit."""
+    concurrency: int | None = Field(default=None, ge=1, le=MAX_CONCURRENCY_LIMIT)
+    """At most this many nodes carrying the tag run at once, across every run on the server: Prefect's tag concurrency limit, written at registration (removed when the key goes)."""
+
+
+TASK_SETTINGS = ("retries", "retry_delay_seconds", "timeout_seconds")  # what a node's task takes
 
 
 class DaskOptions(_Model):
@@ -59,7 +70,7 @@ class RunOptions(_Model):
     assets: bool = True
     """Each node's task records its persisted outputs as Prefect assets (materialization events, with its persisted inputs as upstream assets); false: no asset events."""
     node_tags: dict[str, TaskOptions] = Field(default_factory=dict)
-    """Per Kedro node tag: retries, retry_delay_seconds, timeout_seconds; the largest value of matching tags wins. E.g. {flaky: {retries: 3}}."""
+    """Per Kedro node tag: retries, retry_delay_seconds, timeout_seconds (the largest value of matching tags wins), and concurrency (a limit across runs). E.g. {flaky: {retries: 3}, db: {concurrency: 2}}."""
 
     @property
     def grouping(self) -> str:
@@ -77,7 +88,7 @@ class RunOptions(_Model):
             timeout_seconds=self.timeout_seconds,
         )
         matching = [self.node_tags[tag] for tag in sorted(tags) if tag in self.node_tags]
-        for key in TaskOptions.model_fields:
+        for key in TASK_SETTINGS:
             values = [getattr(m, key) for m in matching if getattr(m, key) is not None]
             if values:
                 setattr(chosen, key, max(values))

@@ -231,6 +231,22 @@ class PrefectApi:
             if status == 409:  # another session created it meanwhile
                 self._request("PATCH", path("variables", "name", name), {"value": value, "tags": tags})
 
+    def tag_limit(self, tag: str) -> int | None:
+        """Prefect's concurrency limit on task runs tagged `tag`; None when there is none."""
+        status, payload = self._request("GET", api_path := path("concurrency_limits", "tag", tag))
+        return (
+            None
+            if status == 404
+            else self._checked("GET", api_path, status, payload, dict)["concurrency_limit"]
+        )
+
+    def set_tag_limit(self, tag: str, limit: int) -> None:
+        """Create or change the limit on task runs tagged `tag` (the API upserts)."""
+        self._json("POST", "/concurrency_limits/", {"tag": tag, "concurrency_limit": limit})
+
+    def delete_tag_limit(self, tag: str) -> None:
+        self._request("DELETE", path("concurrency_limits", "tag", tag))
+
     def work_pool(self, name: str) -> dict[str, Any] | None:
         """Work pool `name` with its type and base job template; None when there is none."""
         status, payload = self._request("GET", api_path := path("work_pools", name))

@@ -38,6 +38,13 @@ from kedro_prefect_hooks.registration.plan import (
 )
 from kedro_prefect_hooks.registration.prefect_import import import_prefect
 from kedro_prefect_hooks.registration.refusals import RefusalRecord, is_definitive
+from kedro_prefect_hooks.registration.tag_limits import (
+    WRITES,
+    TagLimitChange,
+    keep_tag_limits,
+    recorded_tag_limits,
+    wanted_tag_limits,
+)
 from kedro_prefect_hooks.version import __version__
 
 logger = logging.getLogger(__name__)
@@ -52,6 +59,7 @@ class Outcome:
     created_work_pools: list[str] = field(default_factory=list)
     created_automation: str | None = None
     chains: list[str] = field(default_factory=list)  # deployment triggers (re)created
+    tag_limits: list[TagLimitChange] = field(default_factory=list)  # written, and clashes left alone
     ids: dict[str, str] = field(default_factory=dict)  # "<flow>/<name>" -> id, of this owner's deployments
     compared: bool = False  # the server's deployments were read: from here on, writes may happen
 
@@ -68,11 +76,14 @@ class Outcome:
             parts.append(f"created automation '{self.created_automation}'")
         if self.chains:
             parts.append(f"created trigger(s) {'; '.join(self.chains)}")
+        parts += [" ".join(c.describe().split()) for c in self.tag_limits if c.action in WRITES]
         return "; ".join(parts)
 
     def clash_lines(self) -> list[str]:
         """One line per deployment left alone because another owner registered it."""
-        return [f"{c.describe()}; {FIX_CLASH}" for c in self.clashes]
+        return [f"{c.describe()}; {FIX_CLASH}" for c in self.clashes] + [
+            c.describe() for c in self.tag_limits if c.action == "clash"
+        ]
 
 
 class PartialRegistration(PrefectApiError):
@@ -111,13 +122,14 @@ def register(
     prune = config.prune if prune is None else prune
     heartbeats = crash_detection(config, api)
     desired = desired_deployments(config, project, pipelines, heartbeats, parameters, asset_keys)
+    limits = wanted_tag_limits(config, pipelines)
     client = (
         PrefectApi(api, config.timeout, budget) if budget is not None else command_client(api, config.timeout)
     )
     outcome = Outcome()
     try:
         return _register(
-            config, project, desired, client, outcome, prune, retry_refused, take_over, heartbeats
+            config, project, desired, limits, client, outcome, prune, retry_refused, take_over, heartbeats
         )
     except (PartialRegistration, RefusedBefore):
         raise
@@ -132,6 +144,7 @@ def _register(
     config: PrefectConfig,
     project: KedroProject,
     desired: list[DesiredDeployment],
+    limits: dict[str, int],
     client: PrefectApi,
     outcome: Outcome,
     prune: bool,
@@ -143,7 +156,10 @@ def _register(
     record_name = bookkeeping_variable(project)
     state = set_fingerprint(desired)
     bookkeeping = {"fingerprint": state, "owner": ours, "prune": prune}
-    if not take_over and _current(client, record_name, bookkeeping, desired, project):
+    if limits:  # absent when none, so that earlier records stay current
+        bookkeeping["concurrency"] = limits
+    recorded = client.variable(record_name)
+    if not take_over and _current(client, recorded, bookkeeping, desired, project):
         outcome.unchanged = [d.full_name for d in desired]
         return outcome
     refusals = RefusalRecord(project.path, client.settings.url)
@@ -171,9 +187,10 @@ def _register(
         )
     refusals.forget()
     outcome.chains = reconcile_chains(client, desired, outcome.ids, ownership_tags(project))
+    outcome.tag_limits = keep_tag_limits(client, limits, recorded_tag_limits(recorded))
     if prune:
         outcome.pruned = _prune(client, desired, project, ours)
-    if not outcome.clashes:
+    if not outcome.clash_lines():
         client.set_variable(record_name, bookkeeping, [MANAGED_TAG])
     return outcome
 
@@ -200,13 +217,13 @@ def _some(names: list[str], shown: int = 5) -> str:
 
 def _current(
     client: PrefectApi,
-    record_name: str,
+    recorded: Any,
     bookkeeping: dict[str, Any],
     desired: list[DesiredDeployment],
     project: KedroProject,
 ) -> bool:
     """The fast path: the variable holds this very set, and every deployment of it is there."""
-    if client.variable(record_name) != bookkeeping:
+    if recorded != bookkeeping:
         return False
     owned = ownership_tags(project)
     present = client.count_deployments(
@@ -303,34 +320,6 @@ def _prune(
             client.delete_deployment(deployment["id"])
             pruned.append(deployment["name"])
     return pruned
-
-
-def preview(
-    config: PrefectConfig,
-    project: KedroProject,
-    pipelines: list[str],
-    api: ApiSettings,
-    take_over: bool = False,
-    parameters: dict[str, dict[str, Any]] | None = None,
-    asset_keys: dict[str, str] | None = None,
-) -> list[Change]:
-    """What `register` would do, deployment by deployment, without writing anything."""
-    heartbeats = crash_detection(config, api)
-    desired = desired_deployments(config, project, pipelines, heartbeats, parameters, asset_keys)
-    ours = owner(config, project)
-    client = command_client(api, config.timeout)
-    existing = client.deployments_named(
-        sorted({d.flow_name for d in desired}), sorted({d.name for d in desired})
-    )
-    changes = compare(desired, existing, ours, project, take_over)
-    if config.prune:
-        wanted = {d.name for d in desired}
-        changes += [
-            Change(d["name"], "prune", current=d)
-            for d in client.deployments_tagged(ownership_tags(project))
-            if d["name"] not in wanted and is_ours(d, ours, project)
-        ]
-    return changes
 
 
 def _process_pool_template() -> dict[str, Any]:
