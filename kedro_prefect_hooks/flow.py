@@ -14,6 +14,8 @@ from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
 
 from kedro_prefect_hooks.compat import run_session
+from kedro_prefect_hooks.config import RunOptions
+from kedro_prefect_hooks.config.work_pool import helper_name
 from kedro_prefect_hooks.parameters_form import FIELD as FORM_FIELD
 from kedro_prefect_hooks.parameters_form import changed_values, defaults_of
 from kedro_prefect_hooks.project_context import ProjectContext
@@ -85,11 +87,53 @@ def kedro_pipeline(
             resume = earlier_attempt(artifact_key(pipeline))
             facts = RunFacts(metadata.project_name, entry.env_in_force[0], pipeline, session.session_id)
             runner = PrefectRunner(
-                options, report, remote, resume, command_options(env, params, filters), facts
+                options,
+                report,
+                remote,
+                resume,
+                command_options(env, params, filters),
+                facts,
+                _children(options),
             )
             run_session(session, pipeline, runner=runner, **filters)
     finally:
         _publish(report)
+
+
+@flow(name="kedro-nodes")
+def kedro_nodes(
+    pipeline: str,
+    node_names: list[str],
+    save_version: str,
+    env: str | None = None,
+    params: dict[str, Any] | None = None,
+    load_versions: dict[str, str] | None = None,
+) -> None:
+    """A child run (`run.node_tags.<tag>.work_pool`): nodes `node_names` of `pipeline`, with the
+    parent run's env, params and save version; started and awaited by the parent run."""
+    from kedro_prefect_hooks.run.child_runs import run_child_nodes
+    from kedro_prefect_hooks.run.remote import RemoteRun
+
+    _check_env(Path.cwd(), env)
+    run_child_nodes(
+        RemoteRun(str(Path.cwd()), env, params, pipeline, save_version, load_versions), node_names
+    )
+
+
+def _children(options: RunOptions) -> dict[str, Any]:
+    """Pool tag -> the helper deployment registration wrote beside this run's deployment, if any."""
+    from prefect.client.orchestration import get_client
+    from prefect.runtime import deployment
+
+    from kedro_prefect_hooks.run.child_runs import ChildRun
+
+    pools = {tag: o.work_pool.name for tag, o in options.node_tags.items() if o.work_pool is not None}
+    if not pools or not deployment.id:
+        return {}
+    with get_client(sync_client=True) as client:
+        found = client.read_deployment(deployment.id)
+        flow_name = client.read_flow(found.flow_id).name
+    return {tag: ChildRun(f"{flow_name}/{helper_name(found.name, tag)}", pool) for tag, pool in pools.items()}
 
 
 def _with_form_changes(params: dict[str, Any] | None, form: dict[str, Any] | None) -> dict[str, Any] | None:

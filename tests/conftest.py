@@ -277,9 +277,12 @@ def run_flow(api_url, make_project, monkeypatch):
     from kedro_projects import add_flow_pipelines
     from prefect_runs import task_runs
 
-    def run(prefect_yml: str, pipeline: str, conf: dict[str, str] | None = None, **parameters):
-        """`conf`: more config files, by path under conf/ (e.g. another env's prefect.yml)."""
+    def run(prefect_yml: str, pipeline: str, conf: dict[str, str] | None = None, setup=None, **parameters):
+        """`conf`: more config files, by path under conf/ (e.g. another env's prefect.yml);
+        `setup`: called with the project before the run (e.g. to add a pipeline)."""
         project = add_flow_pipelines(make_project(prefect_yml))
+        if setup is not None:
+            setup(project)
         for name, text in (conf or {}).items():
             (project / "conf" / name).parent.mkdir(parents=True, exist_ok=True)
             (project / "conf" / name).write_text(text)

@@ -80,7 +80,10 @@ def test_a_failing_node_on_dask_fails_the_run_with_nothing_downstream(run_flow):
 def test_in_memory_data_between_processes_is_refused_before_any_node_runs(run_flow):
     project, state, tasks = run_flow("defaults: {run: {task_runner: dask, group_by: none}}\n", "spread")
     assert state.is_failed()
-    assert "['halved']" in state.message and "Declare them in the catalog" in state.message
+    assert (
+        "'halved' (node halve -> node keep)" in state.message
+        and "Declare them in the catalog" in state.message
+    )
     assert tasks == {} and not (project / "data" / "07_model_output").exists()
 
 

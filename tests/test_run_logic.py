@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from kedro.pipeline import Pipeline, node, pipeline
 
-from kedro_prefect_hooks.config import parse_config
+from kedro_prefect_hooks.config import ConfigError, parse_config
 from kedro_prefect_hooks.run.report import RunReport, artifact_key, describe_dataset
 from kedro_prefect_hooks.run.units import work_units
 
@@ -64,7 +66,9 @@ def test_task_options_from_defaults_and_tags():
         }
     )
     run = config.options_for("any").run
-    assert run.task_options(set()).model_dump() == {
+    assert run.task_options(set()).model_dump(
+        include={"retries", "retry_delay_seconds", "timeout_seconds"}
+    ) == {
         "retries": 1,
         "retry_delay_seconds": 0,
         "timeout_seconds": 60,
@@ -208,8 +212,71 @@ def test_in_memory_handoffs_between_units_are_named():
 
     chain = Pipeline([node(inc, "params:x", "mem", name="one"), node(inc, "mem", "out", name="two")])
     catalog = DataCatalog()
-    assert memory_handoffs(work_units(chain, "none", catalog), chain, catalog) == ["mem"]
+    assert memory_handoffs(work_units(chain, "none", catalog), chain, catalog) == [
+        "'mem' (node one -> node two)"
+    ]
     assert memory_handoffs(work_units(chain, "memory", catalog), chain, catalog) == []
+
+
+def test_connected_nodes_of_a_pool_tag_form_one_unit_and_independent_ones_their_own():
+    from kedro_prefect_hooks.run.units import pool_units
+
+    pipeline = Pipeline(
+        [
+            node(inc, "params:x", "a", name="prep"),
+            node(inc, "a", "b", name="gpu_1", tags=["gpu"]),
+            node(inc, "b", "c", name="gpu_2", tags=["gpu"]),
+            node(inc, "a", "d", name="gpu_alone", tags=["gpu"]),
+            node(lambda c, d: c + d, ["c", "d"], "e", name="post"),
+        ]
+    )
+    options = parse_config(
+        {"defaults": {"run": {"node_tags": {"gpu": {"work_pool": {"name": "g"}}}}}}
+    ).defaults.run
+    units = pool_units(pipeline, work_units(pipeline, "none"), lambda n: options.pool_tag(n.name, n.tags))
+    by_name = {u.name: u for u in units}
+    assert {name: (u.node_names, u.pool_tag) for name, u in by_name.items()} == {
+        "prep": (["prep"], None),
+        "gpu_1 (+1)": (["gpu_1", "gpu_2"], "gpu"),
+        "gpu_alone": (["gpu_alone"], "gpu"),
+        "post": (["post"], None),
+    }
+    assert by_name["post"].parents == ["gpu_1 (+1)", "gpu_alone"]
+    assert units[0].name == "prep" and units[-1].name == "post"
+
+
+def test_a_pool_group_that_would_loop_through_another_node_is_refused():
+    from kedro_prefect_hooks.run.units import pool_units
+
+    pipeline = Pipeline(
+        [
+            node(inc, "params:x", "a", name="gpu_1", tags=["gpu"]),
+            node(inc, "a", "b", name="cpu"),
+            node(lambda x, y: x, ["a", "b"], "c", name="gpu_2", tags=["gpu"]),
+        ]
+    )
+    with pytest.raises(
+        ValueError, match=re.escape("run.node_tags.<tag>.work_pool` makes groups that depend on each other")
+    ):
+        pool_units(pipeline, work_units(pipeline, "none"), lambda n: "gpu" if "gpu" in n.tags else None)
+
+
+def test_a_node_on_two_pools_is_refused_naming_it():
+    options = parse_config(
+        {
+            "defaults": {
+                "run": {"node_tags": {"a": {"work_pool": {"name": "p"}}, "b": {"work_pool": {"name": "q"}}}}
+            }
+        }
+    ).defaults.run
+    with pytest.raises(ValueError, match="node 'n' carries tags \\['a', 'b'\\]"):
+        options.pool_tag("n", {"a", "b", "c"})
+    assert options.pool_tag("n", {"a", "c"}) == "a" and options.pool_tag("n", {"c"}) is None
+
+
+def test_a_node_tag_pool_needs_a_name():
+    with pytest.raises(ConfigError, match="needs a `name`"):
+        parse_config({"defaults": {"run": {"node_tags": {"gpu": {"work_pool": {"job_variables": {}}}}}}})
 
 
 def test_under_dask_the_default_grouping_is_memory():

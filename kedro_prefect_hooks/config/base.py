@@ -3,6 +3,7 @@ and error messages that name the file and the dotted key."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -133,3 +134,11 @@ def _files_with_key(files: list[Path], loc: tuple[Any, ...]) -> list[Path]:
         if isinstance(data, dict) and loc[0] in data:
             matches.append(path)
     return matches
+
+
+_FORBIDDEN = re.compile(r"[/%&<>]")
+
+
+def sanitise(name: str) -> str:
+    """Prefect forbids / % & < > in flow and deployment names: they become '-'."""
+    return _FORBIDDEN.sub("-", name).strip() or "-"

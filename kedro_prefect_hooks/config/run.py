@@ -13,6 +13,7 @@ from kedro_prefect_hooks.config.base import (
     MAX_RETRIES,
     _Model,
 )
+from kedro_prefect_hooks.config.work_pool import WorkPool
 
 
 class TaskOptions(_Model):
@@ -26,6 +27,14 @@ class TaskOptions(_Model):
     """A node (task) running longer fails; null: no limit."""
     concurrency: int | None = Field(default=None, ge=1, le=MAX_CONCURRENCY_LIMIT)
     """At most this many nodes carrying the tag run at once, across every run on the server: Prefect's tag concurrency limit, written at registration (removed when the key goes)."""
+    work_pool: WorkPool | None = None
+    """Nodes carrying the tag run in a child flow run on this pool (name required; created as a process pool when missing), with its job_variables, e.g. {name: gpu-pool, job_variables: {image: "acme/train:cuda"}}; written at registration as a helper deployment."""
+
+    @model_validator(mode="after")
+    def _pool_named(self) -> TaskOptions:
+        if self.work_pool is not None and "name" not in self.work_pool.model_fields_set:
+            raise ValueError("`work_pool` needs a `name`: the pool these nodes run on, e.g. {name: gpu-pool}")
+        return self
 
 
 TASK_SETTINGS = ("retries", "retry_delay_seconds", "timeout_seconds")  # what a node's task takes
@@ -76,6 +85,16 @@ class RunOptions(_Model):
     def grouping(self) -> str:
         """The grouping in force: under dask, tasks in other processes can only share persisted data."""
         return self.group_by or ("memory" if self.task_runner == "dask" else "none")
+
+    def pool_tag(self, node: str, tags: set[str] | frozenset[str]) -> str | None:
+        """The tag whose `work_pool` a node with `tags` runs on; None: the run's own pool."""
+        pooled = sorted(t for t in tags if t in self.node_tags and self.node_tags[t].work_pool is not None)
+        if len(pooled) > 1:
+            raise ValueError(
+                f"node '{node}' carries tags {pooled}, each with a `run.node_tags.<tag>.work_pool`: "
+                "a node runs on one pool; keep one of these tags on it, or the work_pool on one tag"
+            )
+        return pooled[0] if pooled else None
 
     def task_options(self, tags: set[str] | frozenset[str]) -> TaskOptions:
         """Retries, delay and timeout for a node (or group) with `tags`.

@@ -294,18 +294,25 @@ def _check_pools(
         for deployment in (d for d in deployments if d.pool.name == pool_name):
             unknown = sorted(set(deployment.pool.job_variables) - allowed)
             if unknown and allowed:
-                override = config.deployments.get(deployment.pipeline)
-                key = (
-                    f"deployments.{deployment.pipeline}.work_pool.job_variables"
-                    if override and override.work_pool and override.work_pool.job_variables
-                    else "work_pool.job_variables"
-                )
+                key = _job_variables_key(config, deployment)
                 raise config.error(
                     key,
                     f"unknown job variable(s) {unknown} for work pool '{pool_name}' ({pool_type}); "
                     f"its base job template takes: {sorted(allowed)}",
                 )
     return missing
+
+
+def _job_variables_key(config: PrefectConfig, deployment: DesiredDeployment) -> str:
+    """Where prefect.yml sets a deployment's job variables: for the error that names it."""
+    override = config.deployments.get(deployment.pipeline)
+    if deployment.node_tag is not None:
+        tag = deployment.node_tag
+        own = override and tag in override.run.node_tags and override.run.node_tags[tag].work_pool
+        return f"{f'deployments.{deployment.pipeline}' if own else 'defaults'}.run.node_tags.{tag}.work_pool"
+    if override and override.work_pool and override.work_pool.job_variables:
+        return f"deployments.{deployment.pipeline}.work_pool.job_variables"
+    return "work_pool.job_variables"
 
 
 def _prune(

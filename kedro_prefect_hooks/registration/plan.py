@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from kedro_prefect_hooks.config import ConfigError, PrefectConfig, WorkPool
+from kedro_prefect_hooks.config.base import sanitise as sanitise
+from kedro_prefect_hooks.config.work_pool import helper_name
 from kedro_prefect_hooks.parameters_form import FIELD as FORM_FIELD
 from kedro_prefect_hooks.parameters_form import parameters_schema
 from kedro_prefect_hooks.project import KedroProject
@@ -26,8 +28,8 @@ from kedro_prefect_hooks.registration.source import pull_steps
 from kedro_prefect_hooks.version import __version__
 
 FLOW_ENTRYPOINT = "kedro_prefect_hooks.flow.kedro_pipeline"
+NODES_ENTRYPOINT = "kedro_prefect_hooks.flow.kedro_nodes"  # a node tag's child runs (helper deployments)
 FINGERPRINT_LABEL = "kedro-prefect-hooks.fingerprint"
-_FORBIDDEN = re.compile(r"[/%&<>]")
 # Prefect's shortest heartbeat: with runs beating every 30 s, an automation can mark
 # a run CRASHED after 90 s of silence without ever catching a healthy one.
 HEARTBEAT_SECONDS = 30
@@ -51,9 +53,12 @@ class DesiredDeployment:
     after: tuple[str, ...] = ()  # "<flow>/<deployment>" whose completed runs start this one
     form: dict[str, Any] | None = None  # the run form's `parameters` field; None: the flow's generic one
     after_assets: tuple[tuple[str, str], ...] = ()  # (dataset, asset key) whose materializations start it
+    node_tag: str | None = None  # a helper: the child runs of the nodes carrying this tag
 
     def parameter_schema(self, flow_schema: dict[str, Any]) -> dict[str, Any]:
         """The flow's parameter schema with this pipeline's own parameters in the form."""
+        if self.node_tag is not None:  # started by the parent run only; the flow checks its arguments
+            return {"title": "Parameters", "type": "object", "properties": {}}
         if not self.form:
             return flow_schema
         properties = {**flow_schema.get("properties", {}), FORM_FIELD: self.form}
@@ -62,11 +67,6 @@ class DesiredDeployment:
     @property
     def full_name(self) -> str:
         return f"{self.flow_name}/{self.name}"
-
-
-def sanitise(name: str) -> str:
-    """Prefect forbids / % & < > in flow and deployment names: they become '-'."""
-    return _FORBIDDEN.sub("-", name).strip() or "-"
 
 
 def bookkeeping_variable(project: KedroProject) -> str:
@@ -149,8 +149,44 @@ def desired_deployments(
         desired.append(
             DesiredDeployment(pipeline, flow_name, name, body, pool, state, after, form, after_assets)
         )
+        desired += node_tag_deployments(config, pipeline, flow_name, body, heartbeats)
     _reject_name_clashes(config, desired)
     return desired
+
+
+def node_tag_deployments(
+    config: PrefectConfig, pipeline: str, flow_name: str, parent: dict[str, Any], heartbeats: bool
+) -> list[DesiredDeployment]:
+    """A helper deployment per node tag with a `work_pool`: the parent's code and tags, the tag's
+    pool and job variables, no schedule, no concurrency limit (children of several runs may run)."""
+    helpers = []
+    for tag, options in sorted(config.options_for(pipeline).run.node_tags.items()):
+        if options.work_pool is None:
+            continue
+        job_variables, _ = _job_variables(options.work_pool.job_variables, heartbeats)
+        body = {
+            **parent,
+            "name": helper_name(parent["name"], tag),
+            "entrypoint": NODES_ENTRYPOINT,
+            "parameters": {"pipeline": pipeline, "env": parent["parameters"]["env"]},
+            "labels": {OWNER_LABEL: parent["labels"][OWNER_LABEL]},
+            "description": f"Child runs of the nodes tagged '{tag}' of Kedro pipeline '{pipeline}', "
+            f"started by runs of {parent['name']} (kedro-prefect-hooks: run.node_tags.{tag}.work_pool).",
+            "schedules": [],
+            "work_pool_name": options.work_pool.name,
+            "work_queue_name": None,
+            "job_variables": job_variables,
+            "concurrency_limit": None,
+            "concurrency_options": None,
+            "paused": False,
+            "enforce_parameter_schema": False,
+        }
+        state = _hash([__version__, flow_name, body])
+        body["labels"][FINGERPRINT_LABEL] = state
+        body["version"] = state
+        pool = options.work_pool
+        helpers.append(DesiredDeployment(pipeline, flow_name, body["name"], body, pool, state, node_tag=tag))
+    return helpers
 
 
 class CatalogUnavailable(ConfigError):

@@ -81,6 +81,7 @@ class KedroNodeError(RuntimeError):
 class NodeTiming:
     name: str
     seconds: float
+    where: str | None = None  # a child run's pool and name; None: a Dask worker
 
 
 @dataclass

@@ -23,6 +23,7 @@ class NodeRecord:
     seconds: float = 0.0
     attempts: int = 0
     error: str | None = None
+    where: str | None = None  # a child run's pool and link (markdown); None: this run
 
 
 @dataclass(frozen=True)
@@ -68,9 +69,12 @@ class RunReport:
             record.state = "running"
             record.attempts += 1
 
-    def finished(self, node: str, seconds: float, error: BaseException | None = None) -> None:
+    def finished(
+        self, node: str, seconds: float, error: BaseException | None = None, where: str | None = None
+    ) -> None:
         with self._lock:
             record = self.nodes[node]
+            record.where = where
             record.seconds += seconds
             record.state = "failed" if error else "completed"
             record.error = f"{type(error).__name__}: {error}" if error else None
@@ -149,6 +153,9 @@ class RunReport:
             lines.append(
                 f"| {escape_markdown(record.name)} | {state} | {record.seconds:.3f} | {record.attempts} |"
             )
+        if elsewhere := [r for r in self.nodes.values() if r.where]:
+            lines += ["", "## Nodes run in child runs", "", "| node | where |", "|---|---|"]
+            lines += [f"| {escape_markdown(r.name)} | {r.where} |" for r in elsewhere]
         lines += ["", "## Datasets written", ""]
         if self.written:
             lines += ["| dataset | type | location |", "|---|---|---|"]

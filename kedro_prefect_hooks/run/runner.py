@@ -26,11 +26,19 @@ from kedro_prefect_hooks.compat import suggest_resume
 from kedro_prefect_hooks.config import RunOptions
 from kedro_prefect_hooks.run import mlflow_link
 from kedro_prefect_hooks.run.assets import RunFacts, UnitAssets, materializing, record_payloads, unit_assets
+from kedro_prefect_hooks.run.child_runs import ChildRun, run_nodes_in_child_run
 from kedro_prefect_hooks.run.remote import KedroNodeError, RemoteRun, RemoteUnit, run_kedro_nodes_remotely
 from kedro_prefect_hooks.run.report import RunReport, describe_dataset, sentence
 from kedro_prefect_hooks.run.resume import EarlierAttempt, resume_from, resumed_pipeline
 from kedro_prefect_hooks.run.scheduling import DaskPool, ThreadPool, finished_future, run_in_pool
-from kedro_prefect_hooks.run.units import WorkUnit, in_memory, memory_handoffs, run_node, work_units
+from kedro_prefect_hooks.run.units import (
+    WorkUnit,
+    in_memory,
+    memory_handoffs,
+    pool_units,
+    run_node,
+    work_units,
+)
 from kedro_prefect_hooks.run_options import resume_command
 
 logger = logging.getLogger(__name__)
@@ -95,6 +103,7 @@ class PrefectRunner(AbstractRunner):
         resume: EarlierAttempt | None = None,
         command_options: list[tuple[str, str]] | None = None,
         asset_facts: RunFacts | None = None,
+        children: dict[str, ChildRun] | None = None,
     ):
         super().__init__(is_async=False)
         self._asset_facts = asset_facts if options.assets else None  # None: no asset events
@@ -104,6 +113,8 @@ class PrefectRunner(AbstractRunner):
         self._remote = remote  # what Dask workers rebuild the session from
         self._resume = resume
         self._command_options = command_options or []  # `kedro prefect run` options of this run
+        self._children = children or {}  # pool tag -> the helper deployment its child runs come from
+        self._memory: dict[str, list[str]] = {}  # unit name -> in-memory datasets it makes (freed after it)
 
     def _get_executor(self, max_workers: int) -> None:
         return None  # tasks go through Prefect's task runners, not an executor of Kedro's
@@ -111,14 +122,20 @@ class PrefectRunner(AbstractRunner):
     def _run(
         self, pipeline: Pipeline, catalog: Any, hook_manager: Any = None, run_id: str | None = None
     ) -> None:
-        grouping = self._options.grouping
-        units = work_units(pipeline, grouping, catalog)
+        units = self._units(pipeline, catalog)
         self._report.set_nodes([n.name for n in pipeline.nodes])
         if self._resume:
             pipeline, units = self._resumed(pipeline, units, catalog)
         self._report.set_tasks({unit.name: unit.node_names for unit in units})
-        if self._options.task_runner == "dask":
-            self._refuse_memory_handoffs(units, pipeline, catalog, grouping)
+        self._refuse_memory_handoffs(units, pipeline, catalog)
+        if missing := sorted({u.pool_tag for u in units if u.pool_tag and u.pool_tag not in self._children}):
+            raise RuntimeError(
+                f"nodes tagged {missing} run in child runs of helper deployments, and this run is not a "
+                "deployment's run: run it from its deployment (`kedro prefect run`). No node ran."
+            )
+        self._memory = {
+            unit.name: [d for n in unit.nodes for d in n.outputs if in_memory(d, catalog)] for unit in units
+        }
         # The pipeline hooks ran: kedro-mlflow's run (if any) is active in this, the flow's, thread.
         mlflow_run = mlflow_link.flow_thread_run()
         mlflow_link.tag_with_flow_run(mlflow_run)
@@ -137,10 +154,10 @@ class PrefectRunner(AbstractRunner):
         done_nodes: list[Node] = []
 
         def finished(unit: WorkUnit, state: Any) -> None:
-            if self._options.task_runner == "dask":
-                for timing in state.result():
+            if self._options.task_runner == "dask" or unit.pool_tag is not None:
+                for timing in state.result():  # it ran in another process, which reported nothing here
                     self._report.started(timing.name)
-                    self._report.finished(timing.name, timing.seconds)
+                    self._report.finished(timing.name, timing.seconds, where=timing.where)
             for node in unit.nodes:
                 done_nodes.append(node)
                 _release_datasets(node, catalog, load_counts, inputs, outputs)
@@ -180,20 +197,15 @@ class PrefectRunner(AbstractRunner):
                     lambda unit, wait_for: self._call(unit, run, wait_for),
                     finished,
                 )
-        if self._remote is None:
-            raise RuntimeError("task_runner: dask needs the run's session details")
-        remote = self._remote
-        memory = {
-            unit.name: [d for n in unit.nodes for d in n.outputs if in_memory(d, catalog)] for unit in units
-        }
-        with DaskPool(self._options.dask) as pool:
+        with DaskPool(self._options.dask) as dask:
             return run_in_pool(
-                units,
-                pool,
-                lambda unit, wait_for: self._submit_remote(pool, unit, remote, memory[unit.name], wait_for),
-                None,
-                finished,
+                units, dask, lambda unit, wait_for: self._submit(dask, unit, run, wait_for), None, finished
             )
+
+    def _units(self, pipeline: Pipeline, catalog: Any) -> list[WorkUnit]:
+        """The pipeline's units: the configured grouping, then each pool tag's connected nodes as one."""
+        units = work_units(pipeline, self._options.grouping, catalog)
+        return pool_units(pipeline, units, lambda node: self._options.pool_tag(node.name, node.tags))
 
     def _resumed(
         self, pipeline: Pipeline, units: list[WorkUnit], catalog: Any
@@ -211,17 +223,28 @@ class PrefectRunner(AbstractRunner):
                 "Resuming: running %s again: their in-memory outputs feed nodes that run now",
                 ", ".join(again),
             )
-        return to_run, work_units(to_run, self._options.grouping, catalog)
+        return to_run, self._units(to_run, catalog)
 
-    def _refuse_memory_handoffs(
-        self, units: list[WorkUnit], pipeline: Pipeline, catalog: Any, grouping: str
-    ) -> None:
-        """Under Dask, tasks run in other processes: an in-memory dataset cannot go from one to another."""
-        if crossing := memory_handoffs(units, pipeline, catalog):
+    def _refuse_memory_handoffs(self, units: list[WorkUnit], pipeline: Pipeline, catalog: Any) -> None:
+        """An in-memory dataset cannot go from one process to another: between any two tasks under
+        Dask, into or out of a child run on another pool under every runner."""
+        if self._options.task_runner == "dask":
+            crossing = memory_handoffs(units, pipeline, catalog)
+            where = f"With `run.task_runner: dask` and `group_by: {self._options.grouping}`, tasks run in other processes"
+            fix = "or use `run.group_by: memory` (the default under dask)"
+        else:
+            crossing = memory_handoffs(
+                units,
+                pipeline,
+                catalog,
+                lambda made_by, used_by: bool(used_by.pool_tag or (made_by and made_by.pool_tag)),
+            )
+            where = "Nodes tagged with a `run.node_tags.<tag>.work_pool` run in a child run on that pool"
+            fix = "or keep the nodes that exchange it on one side"
+        if crossing:
             raise ValueError(
-                f"With `run.task_runner: dask` and `group_by: {grouping}`, these in-memory datasets would pass "
-                f"between tasks in different processes: {crossing}. Declare them in the catalog (e.g. as "
-                "pickle.PickleDataset), or use `run.group_by: memory` (the default under dask)."
+                f"{where}: these in-memory datasets would pass between processes: {', '.join(crossing)}. "
+                f"Declare them in the catalog (e.g. as pickle.PickleDataset), {fix}. No node ran."
             )
 
     def _prefect_task(self, template: Any, unit: WorkUnit) -> Any:
@@ -245,30 +268,36 @@ class PrefectRunner(AbstractRunner):
             return template.with_options(**settings)
         return materializing(template, assets, settings)
 
+    def _task(self, unit: WorkUnit, run: KedroRun) -> tuple[Any, dict[str, Any]]:
+        """Where a unit's nodes execute, as a Prefect task and its arguments: in this process,
+        in a Dask worker, or in a child run on a pool tag's work pool."""
+        if unit.pool_tag is None and self._options.task_runner != "dask":
+            return self._prefect_task(run_kedro_nodes, unit), {"unit": unit, "run": run}
+        if self._remote is None:
+            raise RuntimeError("a unit in another process needs the run's session details")
+        assets = self._assets.get(unit.name)
+        spec = RemoteUnit(
+            unit.name, unit.node_names, self._memory.get(unit.name, []), assets.payloads if assets else None
+        )
+        if unit.pool_tag is None:
+            return self._prefect_task(run_kedro_nodes_remotely, unit), {"unit": spec, "run": self._remote}
+        child = self._children[unit.pool_tag]  # checked before any node ran
+        return self._prefect_task(run_nodes_in_child_run, unit), {
+            "unit": spec,
+            "run": self._remote,
+            "child": child,
+        }
+
     def _call(self, unit: WorkUnit, run: KedroRun, wait_for: list) -> Any:
         """Run a unit's task in this thread; returns its final state."""
+        body, arguments = self._task(unit, run)
         with tags(*unit.tags):
-            return self._prefect_task(run_kedro_nodes, unit)(unit, run, wait_for=wait_for, return_state=True)
+            return body(**arguments, wait_for=wait_for, return_state=True)
 
     def _submit(self, pool: Any, unit: WorkUnit, run: KedroRun, wait_for: list) -> Any:
+        body, arguments = self._task(unit, run)
         with tags(*unit.tags):  # the submitted task copies this context
-            return pool.runner.submit(
-                self._prefect_task(run_kedro_nodes, unit),
-                parameters={"unit": unit, "run": run},
-                wait_for=wait_for,
-            )
-
-    def _submit_remote(
-        self, pool: Any, unit: WorkUnit, remote: RemoteRun, memory: list[str], wait_for: list
-    ) -> Any:
-        assets = self._assets.get(unit.name)
-        spec = RemoteUnit(unit.name, unit.node_names, memory, assets.payloads if assets else None)
-        with tags(*unit.tags):
-            return pool.runner.submit(
-                self._prefect_task(run_kedro_nodes_remotely, unit),
-                parameters={"unit": spec, "run": remote},
-                wait_for=wait_for,
-            )
+            return pool.runner.submit(body, parameters=arguments, wait_for=wait_for)
 
     def _raise_failure(self, unit: WorkUnit, state: Any) -> None:
         """Raise the node's failure with how to resume; Kedro's error hooks and the flow state carry it.

@@ -28,10 +28,11 @@ def run_node(node: Node, catalog: Any, hook_manager: Any, run_id: str | None) ->
 class WorkUnit:
     """Nodes that run in one Prefect task, in order, and the units they wait for."""
 
-    def __init__(self, name: str, nodes: list[Node], parents: list[str]):
+    def __init__(self, name: str, nodes: list[Node], parents: list[str], pool_tag: str | None = None):
         self.name = name
         self.nodes = nodes
         self.parents = parents
+        self.pool_tag = pool_tag  # the node tag whose work_pool runs this unit (a child run); None: here
         self.tags = sorted(set(chain.from_iterable(n.tags for n in nodes)))
 
     @property
@@ -46,14 +47,17 @@ def work_units(pipeline: Pipeline, group_by: str, catalog: Any = None) -> list[W
     again); for namespaces that is a clear error rather than a hung run.
     """
     if group_by == "memory":
-        return _ordered(_memory_groups(pipeline, lambda name: in_memory(name, catalog)), group_by)
+        return _ordered(
+            _memory_groups(pipeline, lambda name: in_memory(name, catalog)), "`run.group_by: memory`"
+        )
     by_name = {node.name: node for node in pipeline.nodes}
     groups = {
         g.name: ([by_name[n] for n in g.nodes], list(g.dependencies))
         for g in pipeline.group_nodes_by(group_by)
     }
     return _ordered(
-        {name: WorkUnit(name, nodes, parents) for name, (nodes, parents) in groups.items()}, group_by
+        {name: WorkUnit(name, nodes, parents) for name, (nodes, parents) in groups.items()},
+        f"`run.group_by: {group_by}`",
     )
 
 
@@ -72,19 +76,73 @@ def in_memory(dataset: str, catalog: Any) -> bool:
     return is_memory_dataset_type(str(kind))
 
 
-def memory_handoffs(units: list[WorkUnit], pipeline: Pipeline, catalog: Any) -> list[str]:
-    """In-memory datasets one unit makes and another reads, or that the pipeline takes as input:
-    they cannot cross processes."""
-    unit_of = {node.name: unit.name for unit in units for node in unit.nodes}
+def memory_handoffs(
+    units: list[WorkUnit],
+    pipeline: Pipeline,
+    catalog: Any,
+    between: Callable[[WorkUnit | None, WorkUnit], bool] = lambda made_by, used_by: True,
+) -> list[str]:
+    """In-memory datasets one unit makes and another reads, or that the pipeline takes as input
+    (made by None), for the pairs of units `between` selects: they cannot cross processes.
+    Each as "<dataset> (<producer> -> <consumer>)"."""
+    unit_of = {node.name: unit for unit in units for node in unit.nodes}
     producer = {out: node.name for node in pipeline.nodes for out in node.outputs}
-    crossing = {
-        dataset
-        for node in pipeline.nodes
-        for dataset in node.inputs
-        if in_memory(dataset, catalog)
-        and (dataset not in producer or unit_of[producer[dataset]] != unit_of[node.name])
+    crossing = []
+    for node in pipeline.nodes:
+        for dataset in node.inputs:
+            made_by = unit_of[producer[dataset]] if dataset in producer else None
+            if (
+                in_memory(dataset, catalog)
+                and made_by is not unit_of[node.name]
+                and between(made_by, unit_of[node.name])
+            ):
+                source = f"node {producer[dataset]}" if dataset in producer else "the run's input"
+                crossing.append(f"'{dataset}' ({source} -> node {node.name})")
+    return sorted(set(crossing))
+
+
+def pool_units(
+    pipeline: Pipeline, units: list[WorkUnit], pool_tag_of: Callable[[Node], str | None]
+) -> list[WorkUnit]:
+    """`units` with the nodes of pool tags taken out: nodes of one pool tag joined by an edge form
+    one unit (one child run); the other units keep their remaining nodes and their names."""
+    tag_of = {node.name: pool_tag_of(node) for node in pipeline.nodes}
+    if not any(tag_of.values()):
+        return units
+    leader = {name: name for name in tag_of}
+
+    def find(name: str) -> str:
+        while leader[name] != name:
+            name = leader[name]
+        return name
+
+    for node, upstream in pipeline.node_dependencies.items():
+        for parent in upstream:
+            if tag_of[node.name] is not None and tag_of[node.name] == tag_of[parent.name]:
+                leader[find(node.name)] = find(parent.name)
+    members: dict[str, list[Node]] = {}
+    group_of: dict[str, str] = {}
+    for unit in units:
+        for node in unit.nodes:
+            key = unit.name if tag_of[node.name] is None else f"pool {find(node.name)}"
+            members.setdefault(key, []).append(node)
+            group_of[node.name] = key
+    names = {
+        key: key if not key.startswith("pool ") else _group_name(nodes) for key, nodes in members.items()
     }
-    return sorted(crossing)
+    parents: dict[str, set[str]] = {key: set() for key in members}
+    for node, upstream in pipeline.node_dependencies.items():
+        parents[group_of[node.name]] |= {group_of[p.name] for p in upstream} - {group_of[node.name]}
+    regrouped = {
+        names[key]: WorkUnit(
+            names[key],
+            nodes,
+            sorted(names[p] for p in parents[key]),
+            tag_of[nodes[0].name] if key.startswith("pool ") else None,
+        )
+        for key, nodes in members.items()
+    }
+    return _ordered(regrouped, "`run.node_tags.<tag>.work_pool`")
 
 
 def _memory_groups(pipeline: Pipeline, is_memory: Callable[[str], bool]) -> dict[str, WorkUnit]:
@@ -141,14 +199,14 @@ def _group_name(nodes: list[Node]) -> str:
     return nodes[0].name if len(nodes) == 1 else f"{nodes[0].name} (+{len(nodes) - 1})"
 
 
-def _ordered(units: dict[str, WorkUnit], group_by: str) -> list[WorkUnit]:
+def _ordered(units: dict[str, WorkUnit], grouping: str) -> list[WorkUnit]:
     sorter = graphlib.TopologicalSorter({name: unit.parents for name, unit in units.items()})
     try:
         order = list(sorter.static_order())
     except graphlib.CycleError as exc:
         cycle = " -> ".join(exc.args[1])
         raise ValueError(
-            f"`run.group_by: {group_by}` makes groups that depend on each other ({cycle}); "
-            "use `group_by: none` for this pipeline, or keep each namespace's nodes together"
+            f"{grouping} makes groups that depend on each other ({cycle}); use `group_by: none` for "
+            "this pipeline, or keep each group's nodes together"
         ) from None
     return [units[name] for name in order]

@@ -1,0 +1,156 @@
+"""`run.node_tags.<tag>.work_pool`: tagged nodes run in a child flow run on their own pool, with real
+process workers on two pools; in-memory hand-offs across the boundary are refused before any node runs."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from conftest import kedro, open_session, project_deployments, start_process_worker, stop_process
+from kedro_projects import add_pipeline, package_dir
+from prefect_runs import (
+    call_api,
+    filter_runs,
+    retry_like_the_ui,
+    task_runs,
+    trigger,
+    wait_for_attempt,
+    wait_for_run,
+)
+
+GPU_CHAIN = """
+    import os
+    from pathlib import Path
+
+    from kedro.pipeline import Pipeline, node
+
+
+    def where():
+        return {"marker": os.environ.get("KPH_MARKER"), "pid": os.getpid()}
+
+
+    def prep(start):
+        return start + 1, where()
+
+
+    def heavy(value):
+        failed_once = Path("data/heavy_failed_once")
+        if not failed_once.exists():
+            failed_once.touch()
+            raise RuntimeError("the GPU was busy (fails once)")
+        return value * 10, where()
+
+
+    def post(value):
+        return value + 5, where()
+
+
+    def create_pipeline(**kwargs):
+        return Pipeline([
+            node(prep, "params:start", ["prepped", "prep_where"], name="prep"),
+            node(heavy, "prepped", ["trained", "heavy_where"], name="heavy", tags=["gpu"]),
+            node(post, "trained", ["scored", "post_where"], name="post"),
+        ])
+"""
+CATALOG = "".join(
+    f"{name}:\n  type: json.JSONDataset\n  filepath: data/{name}.json\n"
+    for name in ("prepped", "trained", "scored", "prep_where", "heavy_where", "post_where")
+)
+IN_MEMORY = """
+    from kedro.pipeline import Pipeline, node
+
+
+    def create_pipeline(**kwargs):
+        return Pipeline([
+            node(lambda x: x + 1, "params:start", "handed_over", name="make"),
+            node(lambda x: x * 2, "handed_over", "doubled_in_memory", name="use", tags=["gpu"]),
+        ])
+"""
+
+
+def read(project, name):
+    return json.loads((project / "data" / f"{name}.json").read_text())
+
+
+@pytest.mark.parametrize("runner", ["sequential", "dask"])
+def test_a_tagged_node_runs_in_a_child_run_on_its_pool_and_a_retry_skips_what_completed(
+    api_url, make_project, tmp_path, runner
+):
+    if runner == "dask":
+        pytest.importorskip("prefect_dask")
+    project = make_project(None)
+    package = package_dir(project).name
+    main, gpu = f"main-{package}", f"gpu-{package}"
+    add_pipeline(project, "gpu_chain", GPU_CHAIN, catalog=CATALOG)
+    (project / "conf" / "base" / "prefect.yml").write_text(
+        f"""
+pipelines: [gpu_chain]
+work_pool: {{name: {main}, job_variables: {{env: {{KPH_MARKER: main}}}}}}
+defaults:
+  run:
+    task_runner: {runner}
+    node_tags:
+      gpu:
+        work_pool: {{name: {gpu}, job_variables: {{env: {{KPH_MARKER: gpu}}}}}}
+"""
+    )
+    open_session(project)
+    deployments = {d["name"]: d for d in project_deployments(api_url, project)}
+    assert set(deployments) == {"gpu_chain", "gpu_chain--gpu"}  # the helper is registered beside it
+    assert deployments["gpu_chain--gpu"]["work_pool_name"] == gpu
+    assert deployments["gpu_chain--gpu"]["schedules"] == []
+
+    workers = [start_process_worker(api_url, pool, tmp_path / f"{pool}.log") for pool in (main, gpu)]
+    try:
+        run_id = trigger(api_url, deployments["gpu_chain"]["id"])
+        first = wait_for_run(api_url, run_id)
+        assert first["state"]["type"] == "FAILED"
+        assert "Kedro node 'heavy' failed" in first["state"]["message"]
+        assert "the GPU was busy" in first["state"]["message"]
+        retry_like_the_ui(api_url, run_id)
+        second = wait_for_attempt(api_url, run_id, 2)
+    finally:
+        for worker in workers:
+            stop_process(worker)
+    assert second["state"]["type"] == "COMPLETED", second["state"]["message"]
+
+    prep, heavy, post = read(project, "prep_where"), read(project, "heavy_where"), read(project, "post_where")
+    assert heavy["marker"] == "gpu" and prep["marker"] == "main" and post["marker"] == "main"
+    assert heavy["pid"] not in (prep["pid"], post["pid"])
+    # the child runs: subflow runs of the parent's task, on the gpu pool
+    children = filter_runs(
+        api_url,
+        {"deployments": {"id": {"any_": [deployments["gpu_chain--gpu"]["id"]]}}, "sort": "START_TIME_ASC"},
+    )
+    assert [c["state"]["type"] for c in children] == ["FAILED", "COMPLETED"]
+    for child in children:
+        assert child["work_pool_name"] == gpu
+        parent_task = call_api("GET", f"{api_url}/task_runs/{child['parent_task_run_id']}").json()
+        assert parent_task["flow_run_id"] == run_id
+    assert set(task_runs(api_url, children[1]["id"])) == {"heavy"}  # the child ran exactly its nodes
+    # the retry skipped prep, which completed in the first attempt
+    report = call_api(
+        "POST", f"{api_url}/artifacts/filter", json={"artifacts": {"key": {"any_": ["kedro-gpu-chain"]}}}
+    ).json()
+    latest = max((a for a in report if a["flow_run_id"] == run_id), key=lambda a: a["created"])
+    assert "| prep | skipped" in latest["data"]
+    assert "## Nodes run in child runs" in latest["data"]
+    assert f"| heavy | pool {gpu.replace('_', chr(92) + '_')}, child run [" in latest["data"]
+    assert f"/runs/flow-run/{children[1]['id']})" in latest["data"]  # a link to the child run's page
+
+    values = [read(project, name) for name in ("prepped", "trained", "scored")]
+    result = kedro(project, "run", "--pipeline", "gpu_chain")  # plain Kedro, same outputs
+    assert result.returncode == 0, result.stderr
+    assert [read(project, name) for name in ("prepped", "trained", "scored")] == values == [4, 40, 45]
+
+
+def test_an_in_memory_hand_off_into_a_pool_is_refused_before_any_node_runs(api_url, run_flow):
+    conf = "defaults: {run: {node_tags: {gpu: {work_pool: {name: gpu-pool}}}}}\n"
+    _, state, tasks = run_flow(
+        conf, "in_memory_gpu", setup=lambda p: add_pipeline(p, "in_memory_gpu", IN_MEMORY)
+    )
+    assert state.is_failed()
+    assert "'handed_over' (node make -> node use)" in state.message
+    assert "Declare them in the catalog" in state.message and "No node ran" in state.message
+    assert tasks == {}
