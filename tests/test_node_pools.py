@@ -110,10 +110,16 @@ defaults:
         assert "the GPU was busy" in first["state"]["message"]
         retry_like_the_ui(api_url, run_id)
         second = wait_for_attempt(api_url, run_id, 2)
+        waited = kedro(project, "prefect", "run", "gpu_chain", "--wait", timeout=240)
     finally:
         for worker in workers:
             stop_process(worker)
     assert second["state"]["type"] == "COMPLETED", second["state"]["message"]
+    # `--wait` counts the child run's node with the others
+    assert waited.returncode == 0, waited.stdout + waited.stderr
+    label = "nodes" if runner == "sequential" else "tasks"  # dask groups by memory: 3 tasks of 1 node
+    assert f"COMPLETED: 3/3 {label} completed" in waited.stdout, waited.stdout
+    assert f"4/3 {label}" not in waited.stdout  # the child run's placeholder task run is not counted
 
     prep, heavy, post = read(project, "prep_where"), read(project, "heavy_where"), read(project, "post_where")
     assert heavy["marker"] == "gpu" and prep["marker"] == "main" and post["marker"] == "main"
@@ -123,9 +129,10 @@ defaults:
         api_url,
         {"deployments": {"id": {"any_": [deployments["gpu_chain--gpu"]["id"]]}}, "sort": "START_TIME_ASC"},
     )
-    assert [c["state"]["type"] for c in children] == ["FAILED", "COMPLETED"]
+    assert [c["state"]["type"] for c in children] == ["FAILED", "COMPLETED", "COMPLETED"]
     for child in children:
         assert child["work_pool_name"] == gpu
+    for child in children[:2]:  # the third is the `--wait` run's
         parent_task = call_api("GET", f"{api_url}/task_runs/{child['parent_task_run_id']}").json()
         assert parent_task["flow_run_id"] == run_id
     assert set(task_runs(api_url, children[1]["id"])) == {"heavy"}  # the child ran exactly its nodes

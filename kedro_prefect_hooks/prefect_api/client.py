@@ -354,9 +354,11 @@ class PrefectApi:
 
 
 def _task_runs_body(flow_run_id: str, state_types: list[str]) -> dict[str, Any]:
+    """The run's own task runs in these states; not the placeholders of its subflow runs (a child
+    run on a node tag's pool has one beside the task that started it)."""
     return {
         "flow_runs": {"id": {"any_": [flow_run_id]}},
-        "task_runs": {"state": {"type": {"any_": state_types}}},
+        "task_runs": {"state": {"type": {"any_": state_types}}, "subflow_runs": {"exists_": False}},
     }
 
 
