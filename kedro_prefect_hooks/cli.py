@@ -138,6 +138,9 @@ def register(metadata, env: str | None, pipelines: tuple[str, ...], dry_run: boo
         click.echo(f"unchanged {name}")
     for name in outcome.pruned:
         click.echo(f"pruned    {name}")
+    for change in outcome.tag_limits:
+        if change.action != "clash":  # said with the other clashes
+            click.echo(change.describe())
     for line in outcome.clash_lines():
         click.echo(f"clash     {line}")
 

@@ -3,7 +3,11 @@ process workers on two pools; in-memory hand-offs across the boundary are refuse
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import signal
+from pathlib import Path
 
 import pytest
 
@@ -73,12 +77,20 @@ def read(project, name):
     return json.loads((project / "data" / f"{name}.json").read_text())
 
 
-@pytest.mark.parametrize("runner", ["sequential", "dask"])
-def test_a_tagged_node_runs_in_a_child_run_on_its_pool_and_a_retry_skips_what_completed(
-    api_url, make_project, tmp_path, runner
-):
-    if runner == "dask":
-        pytest.importorskip("prefect_dask")
+def stop_children(pid: int) -> None:
+    """SIGTERM to each process whose parent is `pid` (Linux /proc)."""
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(stat.parent.name), signal.SIGTERM)
+
+
+def gpu_project(make_project, runner: str):
+    """(project, main pool, gpu pool): gpu_chain registered, `heavy` (tagged gpu) on the gpu pool."""
     project = make_project(None)
     package = package_dir(project).name
     main, gpu = f"main-{package}", f"gpu-{package}"
@@ -96,6 +108,31 @@ defaults:
 """
     )
     open_session(project)
+    return project, main, gpu
+
+
+def test_wait_says_when_no_worker_serves_the_child_runs_pool(api_url, make_project, tmp_path):
+    project, main, gpu = gpu_project(make_project, "sequential")
+    (project / "data" / "heavy_failed_once").touch()  # no failure here
+    worker = start_process_worker(api_url, main, tmp_path / "main.log")  # none for the gpu pool
+    try:
+        waited = kedro(project, "prefect", "run", "gpu_chain", "--wait", "--timeout", "25", timeout=120)
+    finally:
+        stop_children(worker.pid)  # the parent run, which would wait for its child run all session
+        stop_process(worker)
+    assert waited.returncode != 0  # still running when --timeout ended
+    assert f"No worker is online for work pool '{gpu}'" in waited.stdout, waited.stdout
+    assert f"`prefect worker start --pool '{gpu}'`" in waited.stdout
+    assert "still RUNNING: 1/3 nodes completed" in waited.stdout + waited.stderr
+
+
+@pytest.mark.parametrize("runner", ["sequential", "dask"])
+def test_a_tagged_node_runs_in_a_child_run_on_its_pool_and_a_retry_skips_what_completed(
+    api_url, make_project, tmp_path, runner
+):
+    if runner == "dask":
+        pytest.importorskip("prefect_dask")
+    project, main, gpu = gpu_project(make_project, runner)
     deployments = {d["name"]: d for d in project_deployments(api_url, project)}
     assert set(deployments) == {"gpu_chain", "gpu_chain--gpu"}  # the helper is registered beside it
     assert deployments["gpu_chain--gpu"]["work_pool_name"] == gpu

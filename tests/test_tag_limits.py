@@ -59,7 +59,7 @@ def test_a_limit_is_created_changed_and_removed_with_its_key(api_url, make_proje
     write_config(
         project, f"pipelines: all\ndefaults: {{run: {{node_tags: {{{tag}: {{concurrency: 1}}}}}}}}\n"
     )
-    open_session(project)
+    assert f"update    tag concurrency limit '{tag}': 1 (was 2)" in invoke(project, "register").output
     assert limit_on_server(api_url, tag) == 1
 
     write_config(project, "pipelines: all\n")

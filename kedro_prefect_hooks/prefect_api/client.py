@@ -325,6 +325,12 @@ class PrefectApi:
         )
         return runs[0] if runs else None
 
+    def waiting_subflow_pools(self, flow_run_id: str) -> list[str]:
+        """The work pools of this run's subflow runs that still wait for a worker (SCHEDULED)."""
+        runs = {"parent_flow_run_id": {"any_": [flow_run_id]}, "state": {"type": {"any_": ["SCHEDULED"]}}}
+        found = self._json("POST", "/flow_runs/filter", {"flow_runs": runs}, expect=list)
+        return sorted({run["work_pool_name"] for run in found if run.get("work_pool_name")})
+
     def count_task_runs(self, flow_run_id: str, state_types: list[str]) -> int:
         """How many of the flow run's task runs are in one of `state_types`: one request, no page limit."""
         return self._json("POST", "/task_runs/count", _task_runs_body(flow_run_id, state_types), expect=int)
@@ -354,8 +360,7 @@ class PrefectApi:
 
 
 def _task_runs_body(flow_run_id: str, state_types: list[str]) -> dict[str, Any]:
-    """The run's own task runs in these states; not the placeholders of its subflow runs (a child
-    run on a node tag's pool has one beside the task that started it)."""
+    """The run's own task runs in these states, not the placeholder task run of each subflow run."""
     return {
         "flow_runs": {"id": {"any_": [flow_run_id]}},
         "task_runs": {"state": {"type": {"any_": state_types}}, "subflow_runs": {"exists_": False}},

@@ -37,8 +37,17 @@ class ChildRun:
 @task(name="kedro-child-run", task_run_name="{unit.name}", cache_policy=NO_CACHE, persist_result=False)
 def run_nodes_in_child_run(unit: RemoteUnit, run: RemoteRun, child: ChildRun) -> list[NodeTiming]:
     """The parent's task for a unit on another pool: start the child run, wait, read what each node took."""
+    from prefect import get_run_logger
     from prefect.deployments import run_deployment
 
+    get_run_logger().info(
+        "Nodes %s run in a child run of %s on work pool '%s'; it starts when a worker of that pool "
+        "takes it (e.g. `prefect worker start --pool %s`)",
+        ", ".join(unit.node_names),
+        child.deployment,
+        child.pool,
+        child.pool,
+    )
     flow_run: Any = run_deployment(  # the sync call returns the FlowRun
         name=child.deployment,
         parameters={

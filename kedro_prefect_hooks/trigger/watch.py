@@ -27,6 +27,7 @@ TERMINAL = ("COMPLETED", "FAILED", "CRASHED", "CANCELLED")
 FAILED_TASKS = ["FAILED", "CRASHED"]
 POLL_SECONDS = 1.0
 WORKER_GRACE_SECONDS = 2.0  # a worker started a moment ago may not be online yet
+CHILD_LOOK_SECONDS = 5.0  # how often a running run's child runs (node tags' pools) are checked for a worker
 # Task runs reach the server a moment after the flow run's end (its task-run recorder
 # lags under load). A count is settled by 3 equal reads in a row (10 s at most); for a
 # completed run whose total is known, by reaching it, or by 20 equal reads (the worker's
@@ -79,6 +80,12 @@ class WorkerCheck:
         elif online:
             self._came(online)
 
+    def for_pool(self, pool: str) -> WorkerCheck:
+        """The same check for another pool: one a child run waits on (a node tag's work_pool)."""
+        return WorkerCheck(
+            self._client, pool, f"Start one with `prefect worker start --pool '{pool}'`.", self._note
+        )
+
     def run_started(self) -> None:
         """Called once the run left SCHEDULED: a worker took it, which closes a "no worker" note."""
         if "missing" in self._said:
@@ -122,6 +129,8 @@ def follow(
     start = time.monotonic()
     left_scheduled = False
     unanswered = False
+    child_checks: dict[str, WorkerCheck] = {}  # pool -> its check, for child runs that wait
+    next_child_look = CHILD_LOOK_SECONDS
     while True:
         try:
             flow_run = client.flow_run(flow_run_id)
@@ -149,6 +158,10 @@ def follow(
         waited = time.monotonic() - start
         if kind == "SCHEDULED" and waited >= WORKER_GRACE_SECONDS:
             check_workers.while_scheduled(timeout)
+        if kind == "RUNNING" and waited >= next_child_look:
+            next_child_look = waited + CHILD_LOOK_SECONDS
+            for pool in _waiting_child_pools(client, flow_run_id):
+                child_checks.setdefault(pool, check_workers.for_pool(pool)).while_scheduled(timeout)
         if waited >= timeout:
             outcome = Outcome(kind, message, completed, failed, plan.total, finished=False)
             outcome.line = final_line(label, outcome, plan)
@@ -159,6 +172,13 @@ def follow(
     outcome.line = final_line(label, outcome, plan)
     display.finish(outcome.line)
     return outcome
+
+
+def _waiting_child_pools(client: PrefectApi, flow_run_id: str) -> list[str]:
+    try:
+        return client.waiting_subflow_pools(flow_run_id)
+    except PrefectApiError:
+        return []  # a busy server: the next look asks again
 
 
 def ended(
