@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import signal
 from pathlib import Path
 
@@ -59,6 +60,7 @@ GPU_CHAIN = """
 """
 CATALOG = "".join(
     f"{name}:\n  type: json.JSONDataset\n  filepath: data/{name}.json\n"
+    + ("  versioned: true\n" if name == "trained" else "")  # written by the child, read by the parent
     for name in ("prepped", "trained", "scored", "prep_where", "heavy_where", "post_where")
 )
 IN_MEMORY = """
@@ -74,7 +76,11 @@ IN_MEMORY = """
 
 
 def read(project, name):
-    return json.loads((project / "data" / f"{name}.json").read_text())
+    """A dataset's data; of a versioned one, the latest version's."""
+    path = project / "data" / f"{name}.json"
+    if path.is_dir():
+        path = sorted(path.iterdir())[-1] / f"{name}.json"
+    return json.loads(path.read_text())
 
 
 def stop_children(pid: int) -> None:
@@ -182,6 +188,11 @@ def test_a_tagged_node_runs_in_a_child_run_on_its_pool_and_a_retry_skips_what_co
     assert "## Nodes run in child runs" in latest["data"]
     assert f"| heavy | pool {gpu.replace('_', chr(92) + '_')}, child run [" in latest["data"]
     assert f"/runs/flow-run/{children[1]['id']})" in latest["data"]  # a link to the child run's page
+    # the child saved the versioned dataset under the parent run's save version
+    (save_version,) = re.findall(r"- save version: (\S+)", latest["data"])
+    assert save_version in [
+        p.name for p in (project / "data" / "trained.json").iterdir()
+    ]  # and the --wait run's
 
     values = [read(project, name) for name in ("prepped", "trained", "scored")]
     result = kedro(project, "run", "--pipeline", "gpu_chain")  # plain Kedro, same outputs

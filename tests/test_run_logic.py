@@ -387,3 +387,22 @@ def test_a_failure_message_is_sentences():
     )
     assert sentence("ValueError: done. ") == "ValueError: done."
     assert sentence(None) == "no message."
+
+
+def test_a_dask_cluster_slow_to_close_does_not_fail_a_run_whose_tasks_ended(caplog):
+    """Seen in CI (both legs side by side): every task completed, then the flow failed with
+    `TimeoutError:` from closing the temporary local cluster."""
+    pytest.importorskip("prefect_dask")
+    from kedro_prefect_hooks.config.run import DaskOptions
+    from kedro_prefect_hooks.run.scheduling import DaskPool
+
+    class SlowToClose:
+        def __exit__(self, *exc):
+            raise TimeoutError
+
+    pool = DaskPool(DaskOptions())
+    pool.runner = SlowToClose()
+    pool.__exit__(None, None, None)  # the body ended well: a warning, not a failure
+    assert "Closing the Dask cluster timed out" in caplog.text
+    with pytest.raises(TimeoutError):  # the body failed: its error is not hidden behind a warning
+        pool.__exit__(RuntimeError, RuntimeError("node failed"), None)

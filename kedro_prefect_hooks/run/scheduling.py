@@ -7,12 +7,16 @@ for differs. After a failure nothing more is submitted; running units finish.
 
 from __future__ import annotations
 
+import asyncio
 import concurrent.futures
+import logging
 from collections.abc import Callable
 from typing import Any
 
 from kedro_prefect_hooks.config.run import DaskOptions
 from kedro_prefect_hooks.run.units import WorkUnit
+
+logger = logging.getLogger(__name__)
 
 
 class ThreadPool:
@@ -61,7 +65,14 @@ class DaskPool:
         return self
 
     def __exit__(self, *exc: Any) -> None:
-        self.runner.__exit__(*exc)
+        """Close the client (and the temporary cluster). Closing can time out on a loaded machine
+        (worker processes slow to stop): after the units ended, that must not fail the run."""
+        try:
+            self.runner.__exit__(*exc)
+        except (TimeoutError, asyncio.TimeoutError):
+            if exc[0] is not None:
+                raise
+            logger.warning("Closing the Dask cluster timed out; the run's tasks had all ended")
 
     def wait_any(self, futures: list[Any]) -> list[Any]:
         import distributed
