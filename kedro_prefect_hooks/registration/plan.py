@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from kedro_prefect_hooks.config import ConfigError, PrefectConfig, WorkPool
+from kedro_prefect_hooks.config import ConfigError, PrefectConfig, TaskOptions, WorkPool
 from kedro_prefect_hooks.config.base import sanitise as sanitise
 from kedro_prefect_hooks.config.work_pool import helper_name
 from kedro_prefect_hooks.parameters_form import FIELD as FORM_FIELD
@@ -149,18 +149,18 @@ def desired_deployments(
         desired.append(
             DesiredDeployment(pipeline, flow_name, name, body, pool, state, after, form, after_assets)
         )
-        desired += node_tag_deployments(config, pipeline, flow_name, body, heartbeats)
+        desired += node_tag_deployments(options.run.node_tags, pipeline, flow_name, body, heartbeats)
     _reject_name_clashes(config, desired)
     return desired
 
 
 def node_tag_deployments(
-    config: PrefectConfig, pipeline: str, flow_name: str, parent: dict[str, Any], heartbeats: bool
+    node_tags: dict[str, TaskOptions], pipeline: str, flow_name: str, parent: dict[str, Any], heartbeats: bool
 ) -> list[DesiredDeployment]:
     """A helper deployment per node tag with a `work_pool`: the parent's code and tags, the tag's
     pool and job variables, no schedule, no concurrency limit (children of several runs may run)."""
     helpers = []
-    for tag, options in sorted(config.options_for(pipeline).run.node_tags.items()):
+    for tag, options in sorted(node_tags.items()):
         if options.work_pool is None:
             continue
         job_variables, _ = _job_variables(options.work_pool.job_variables, heartbeats)

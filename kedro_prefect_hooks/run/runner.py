@@ -114,7 +114,7 @@ class PrefectRunner(AbstractRunner):
         self._resume = resume
         self._command_options = command_options or []  # `kedro prefect run` options of this run
         self._children = children or {}  # pool tag -> the helper deployment its child runs come from
-        self._memory: dict[str, list[str]] = {}  # unit name -> in-memory datasets it makes (freed after it)
+        self._memory: dict[str, list[str]] = {}  # under dask: unit name -> in-memory datasets it makes
 
     def _get_executor(self, max_workers: int) -> None:
         return None  # tasks go through Prefect's task runners, not an executor of Kedro's
@@ -133,9 +133,11 @@ class PrefectRunner(AbstractRunner):
                 f"nodes tagged {missing} run in child runs of helper deployments, and this run is not a "
                 "deployment's run: run it from its deployment (`kedro prefect run`). No node ran."
             )
-        self._memory = {
-            unit.name: [d for n in unit.nodes for d in n.outputs if in_memory(d, catalog)] for unit in units
-        }
+        if self._options.task_runner == "dask":  # what a Dask worker frees after each unit
+            self._memory = {
+                unit.name: [d for n in unit.nodes for d in n.outputs if in_memory(d, catalog)]
+                for unit in units
+            }
         # The pipeline hooks ran: kedro-mlflow's run (if any) is active in this, the flow's, thread.
         mlflow_run = mlflow_link.flow_thread_run()
         mlflow_link.tag_with_flow_run(mlflow_run)
