@@ -142,9 +142,10 @@ def run_artifacts(api_url: str, flow_run_id: str) -> list[dict]:
     return _filter(api_url, "artifacts", {"artifacts": {"flow_run_id": {"any_": [flow_run_id]}}})
 
 
-def asset_events(api_url: str, prefix: str, flow_run_id: str) -> list[dict]:
+def asset_events(api_url: str, prefix: str, flow_run_id: str, at_least: int = 0) -> list[dict]:
     """The asset events about resources under `prefix`, once the run's own task-run events are in
-    the feed (the client sends both on one connection, the asset events first)."""
+    the feed (the client sends both on one connection, the asset events first), and at least
+    `at_least` materialization events: Dask workers send theirs on connections of their own."""
     from prefect.events.worker import EventsWorker
 
     EventsWorker.drain_all(timeout=10)
@@ -167,12 +168,16 @@ def asset_events(api_url: str, prefix: str, flow_run_id: str) -> list[dict]:
         if ended or time.monotonic() > deadline:
             break
         time.sleep(1)
-    answer = call_api(
-        "POST",
-        f"{api_url}/events/filter",
-        json={
-            "filter": {"event": {"prefix": ["prefect.asset."]}, "any_resource": {"id_prefix": [prefix]}},
-            "limit": 50,
-        },
-    )
-    return answer.json()["events"]
+    while True:
+        events = call_api(
+            "POST",
+            f"{api_url}/events/filter",
+            json={
+                "filter": {"event": {"prefix": ["prefect.asset."]}, "any_resource": {"id_prefix": [prefix]}},
+                "limit": 50,
+            },
+        ).json()["events"]
+        made = [e for e in events if e["event"].startswith("prefect.asset.materialization.")]
+        if len(made) >= at_least or time.monotonic() > deadline:
+            return events
+        time.sleep(1)

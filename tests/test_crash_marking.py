@@ -102,7 +102,7 @@ def test_auto_marks_crashed_runs_on_the_local_server_whatever_names_its_url(make
         f"pipelines: [data_science]\ntimeout: 30\nwork_pool: {{name: pool-{uuid.uuid4().hex[:6]}}}\n"
     )
     port = free_port()
-    started = kedro(project, "prefect", "server", "start", "--port", str(port))
+    started = kedro(project, "prefect", "server", "start", "--port", str(port), timeout=360)
     assert started.returncode == 0, started.stderr
     url = f"http://127.0.0.1:{port}/api"
     try:

@@ -42,7 +42,9 @@ def test_a_local_cluster_runs_tasks_in_worker_processes_with_kedro_run_outputs(a
     assert os.getpid() not in worker_pids and len(worker_pids) >= 2
     assert found["kept"]["value"] == 1.5 and found["gathered"]["total"] == 30
     # the asset events come from the Dask workers' processes (issue 22)
-    events = asset_events(api_url, f"file://{project}/data/", str(state.state_details.flow_run_id))
+    events = asset_events(
+        api_url, f"file://{project}/data/", str(state.state_details.flow_run_id), at_least=6
+    )
     made = {e["resource"]["prefect.resource.name"] for e in events if e["event"].endswith("succeeded")}
     assert made == {"spread_0", "spread_1", "spread_2", "spread_3", "kept", "gathered"}, events
 

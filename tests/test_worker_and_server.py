@@ -152,7 +152,7 @@ def test_local_server_start_status_use_and_stop(worker_project, monkeypatch, hoo
     monkeypatch.delenv("PREFECT_API_URL", raising=False)
     port = free_port()
     url = f"http://127.0.0.1:{port}/api"
-    started = kedro(project, "prefect", "server", "start", "--port", str(port))
+    started = kedro(project, "prefect", "server", "start", "--port", str(port), timeout=360)
     assert started.returncode == 0, started.stderr
     assert f"UI http://127.0.0.1:{port}" in started.stdout
     assert "Wrote prefect.toml" in started.stdout

@@ -166,10 +166,11 @@ def local_server_url(project_path: Path) -> str | None:
     return record.url if record else None
 
 
-def start_local_server(project_path: Path, port: int | None = None, wait: float = 120) -> tuple[Record, bool]:
+def start_local_server(project_path: Path, port: int | None = None, wait: float = 300) -> tuple[Record, bool]:
     """This project's detached local server with the UI, SQLite in .kedro-prefect/prefect-home.
 
-    Returns (record, started): a running one is reused. Port 4200 when free.
+    Returns (record, started): a running one is reused. Port 4200 when free. It waits for the
+    API as long as the server lives, up to `wait`: on a loaded 2-core machine a start passed 120 s.
     """
     path = local_record_path(project_path)
     with file_lock(path.with_suffix(".lock")):
