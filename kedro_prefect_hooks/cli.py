@@ -30,7 +30,7 @@ def _selected(entry, names: tuple[str, ...]) -> list[str]:
     from kedro_prefect_hooks.config import ConfigError
 
     try:
-        selected = entry.settings.selected_pipelines(entry.pipelines().names)
+        selected = entry.selected_pipelines()
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from None
     unknown = [n for n in names if n not in selected]
@@ -112,11 +112,15 @@ def register(metadata, env: str | None, pipelines: tuple[str, ...], dry_run: boo
     entry, api = context_and_api(metadata, env)
     config, project = entry.settings, entry.project
     selected = _selected(entry, pipelines)
+    if problems := entry.load_problems():  # a background registration's next session repeats it
+        click.echo(f"warning   {problems}")
     parameters = entry.parameters(selected)
     try:
         keys = _asset_keys(entry, selected)
         if dry_run:
-            for change in preview(config, project, selected, api, take_over, parameters, keys):
+            for change in preview(
+                config, project, selected, api, take_over, parameters, keys, entry.may_prune
+            ):
                 click.echo(change.describe())
             click.echo(f"dry run: nothing written to {api.url}")
             return
@@ -125,6 +129,7 @@ def register(metadata, env: str | None, pipelines: tuple[str, ...], dry_run: boo
             project,
             selected,
             api,
+            prune=entry.may_prune,
             retry_refused=True,
             take_over=take_over,
             parameters=parameters,
@@ -156,6 +161,7 @@ def list_deployments(metadata, env: str | None) -> None:
       kedro prefect list --env local
     """
     from kedro_prefect_hooks.config import ConfigError
+    from kedro_prefect_hooks.local.registrar import last_run
     from kedro_prefect_hooks.prefect_api.client import command_client
     from kedro_prefect_hooks.prefect_api.errors import PrefectApiError
     from kedro_prefect_hooks.registration.automations import crash_detection
@@ -164,6 +170,8 @@ def list_deployments(metadata, env: str | None) -> None:
 
     entry, api = context_and_api(metadata, env)
     config, project = entry.settings, entry.project
+    if (background := last_run(project.path)) is not None:  # a session's, when its pipelines had changed
+        click.echo(f"background registration: {background.describe()}")
     selected = _selected(entry, ())
     parameters = entry.parameters(selected)
     try:

@@ -12,12 +12,13 @@ from kedro_prefect_hooks.compat import requested_pipelines
 from kedro_prefect_hooks.config import PrefectConfig
 from kedro_prefect_hooks.config.base import ShortError
 from kedro_prefect_hooks.config.loader import INIT_HINT, missing_env_folder
+from kedro_prefect_hooks.local.registrar import news, registrar_log, start_registrar
 from kedro_prefect_hooks.local.server import local_server_url
 from kedro_prefect_hooks.local.worker import WorkerStartError, ensure_worker
 from kedro_prefect_hooks.prefect_api.errors import PrefectApiError
 from kedro_prefect_hooks.prefect_api.find import find_api
 from kedro_prefect_hooks.prefect_api.settings import ApiSettings
-from kedro_prefect_hooks.project import inside_prefect_run
+from kedro_prefect_hooks.project import KedroProject, inside_prefect_run
 from kedro_prefect_hooks.project_context import ProjectContext
 from kedro_prefect_hooks.registration.apply import (
     PartialRegistration,
@@ -56,23 +57,19 @@ class PrefectHook:
         if not config.enabled:
             return
         project = entry.project
+        _say_how_the_background_registration_ended(project.path)
+        wanted = requested_pipelines()
+        if config.on_error != "raise" and entry.can_register_later(wanted):
+            _register_in_the_background(config, project)
+            return
         try:
-            found = entry.pipelines(use_cache=True, wanted=requested_pipelines())
+            found = entry.pipelines(use_cache=True, wanted=wanted)
         except Exception as exc:  # a broken registry is the command's to report, not ours
             logger.warning("kedro-prefect-hooks: nothing registered; loading the pipelines failed: %s", exc)
             return
-        if found.problems:  # a pipeline module failed to import: never take it as removed
-            pipelines = [
-                p for p in config.selected_pipelines(found.names, missing_ok=True) if p in found.names
-            ]
-            logger.warning(
-                "kedro-prefect-hooks: registering only what loaded%s; the pipeline registry reported: %s",
-                ", nothing pruned" if config.prune else "",
-                " / ".join(found.problems),
-            )
-        else:
-            pipelines = config.selected_pipelines(found.names)
-        prune = config.prune and not found.problems
+        pipelines = entry.selected_pipelines()  # a module that failed to import is never taken as removed
+        if problems := entry.load_problems():
+            logger.warning("kedro-prefect-hooks: %s", problems)
         # a config error (`after_datasets` naming what the catalog lacks) is raised, as prefect.yml's are
         try:
             keys = after_dataset_keys(config, project, pipelines, entry.catalog, found.outputs)
@@ -88,7 +85,7 @@ class PrefectHook:
                 project,
                 pipelines,
                 api,
-                prune=prune,
+                prune=entry.may_prune,
                 parameters=parameters,
                 budget=config.timeout,
                 asset_keys=keys,
@@ -102,11 +99,41 @@ class PrefectHook:
                 logger.warning("kedro-prefect-hooks: %s", line)
             if outcome.summary():
                 logger.info("kedro-prefect-hooks: %s at %s", outcome.summary(), api.url if api else "?")
-        if config.worker.start and api is not None:
-            try:
-                _start_worker(config, project.path, project.package, api)
-            except (PrefectApiError, WorkerStartError) as exc:
-                _failed(config, exc, about_registration=False)
+        if api is not None:
+            _start_worker_if_asked(config, project, api)
+
+
+def _register_in_the_background(config: PrefectConfig, project: KedroProject) -> None:
+    """The pipelines changed since their last load: `kedro prefect register` loads them, detached,
+    so that this command never waits for every pipeline module's imports."""
+    started = start_registrar(project.path, project.env)
+    logger.info(
+        "kedro-prefect-hooks: the pipelines changed since they were last loaded; %s in the background "
+        "(log: %s; `kedro prefect list` says how it went)",
+        "registering them" if started else "a registration is already running",
+        registrar_log(project.path),
+    )
+    try:
+        api = find_api(config.api_url, project.path, local_server_url(project.path))
+    except PrefectApiError as exc:
+        if config.worker.start:
+            _failed(config, exc, about_registration=False)
+        return
+    _start_worker_if_asked(config, project, api)
+
+
+def _say_how_the_background_registration_ended(project_path: Path) -> None:
+    if (ended := news(project_path)) is not None:
+        say = logger.info if ended.state == "passed" else logger.warning
+        say("kedro-prefect-hooks: the background registration %s", ended.describe())
+
+
+def _start_worker_if_asked(config: PrefectConfig, project: KedroProject, api: ApiSettings) -> None:
+    if config.worker.start:
+        try:
+            _start_worker(config, project.path, project.package, api)
+        except (PrefectApiError, WorkerStartError) as exc:
+            _failed(config, exc, about_registration=False)
 
 
 def _failed(config: PrefectConfig, exc: Exception, about_registration: bool = True) -> None:

@@ -84,13 +84,8 @@ def registered_pipelines(
     packages: a name in `wanted` (the pipelines the command runs) that the cache lacks
     makes it look again, and the `kedro prefect` commands always load the registry.
     """
-    cache = state_dir(project.path) / "pipelines.json"
-    if use_cache:
-        cached = read_state(cache, _cache_problem)
-        if cached is not None and _still_current(cached, project) and set(wanted) <= set(cached["names"]):
-            return FoundPipelines(
-                list(cached["names"]), [], dict(cached["parameters"]), dict(cached["outputs"])
-            )
+    if use_cache and (cached := cached_pipelines(project, wanted)) is not None:
+        return cached
     found, read = _load_registry(project.path)
     package = _package_fingerprint(project.package)
     if not found.problems and package:  # a failed import may be fixed without touching a file
@@ -101,8 +96,25 @@ def registered_pipelines(
             "parameters": found.parameters,
             "outputs": found.outputs,
         }
-        write_private(cache, json.dumps(entry))
+        write_private(_cache_path(project), json.dumps(entry))
     return found
+
+
+def cached_pipelines(project: KedroProject, wanted: Iterable[str] = ()) -> FoundPipelines | None:
+    """The pipelines as the cache has them while it is current (see registered_pipelines); else None."""
+    cached = read_state(_cache_path(project), _cache_problem)
+    if cached is None or not _still_current(cached, project) or not set(wanted) <= set(cached["names"]):
+        return None
+    return FoundPipelines(list(cached["names"]), [], dict(cached["parameters"]), dict(cached["outputs"]))
+
+
+def has_pipeline_cache(project: KedroProject) -> bool:
+    """Whether the registry was loaded here before (a stale cache is still one)."""
+    return _cache_path(project).exists()
+
+
+def _cache_path(project: KedroProject) -> Path:
+    return state_dir(project.path) / "pipelines.json"
 
 
 def _cache_problem(data: Any) -> str | None:
@@ -283,6 +295,17 @@ def project_config_loader(project_path: Path, env: str | None, runtime_params: d
         runtime_params=runtime_params,
         **settings.CONFIG_LOADER_ARGS,
     )
+
+
+def reads_like_a_command(loader: Any, project_path: Path) -> bool:
+    """Whether `kedro prefect register --env <env>` would read the config this loader reads:
+    no runtime params (prefect.yml may interpolate them) and the project's own conf source."""
+    from kedro.framework.project import settings
+
+    if getattr(loader, "runtime_params", None):
+        return False
+    source = getattr(loader, "conf_source", None)
+    return source is not None and Path(source).resolve() == (project_path / settings.CONF_SOURCE).resolve()
 
 
 def project_catalog(project_path: Any, env: str | None, params: dict[str, Any] | None) -> Any:

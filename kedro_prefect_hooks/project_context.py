@@ -23,10 +23,13 @@ from kedro_prefect_hooks.config.loader import load_config
 from kedro_prefect_hooks.project import (
     FoundPipelines,
     KedroProject,
+    cached_pipelines,
     describe_project,
+    has_pipeline_cache,
     loader_catalog,
     pipeline_parameters,
     project_config_loader,
+    reads_like_a_command,
     registered_pipelines,
     session_env,
 )
@@ -78,6 +81,38 @@ class ProjectContext:
         if self._found is None:
             self._found = registered_pipelines(self.project, use_cache=use_cache, wanted=wanted)
         return self._found
+
+    def selected_pipelines(self) -> list[str]:
+        """The selected pipelines that loaded. When a pipeline module failed to import (Kedro's
+        `find_pipelines` skips it with a warning), a pipeline prefect.yml names but that did not
+        load is left out, not an error: it was skipped, not removed, so nothing is pruned either."""
+        found, config = self.pipelines(), self.settings
+        if not found.problems:
+            return config.selected_pipelines(found.names)
+        return [p for p in config.selected_pipelines(found.names, missing_ok=True) if p in found.names]
+
+    @property
+    def may_prune(self) -> bool:
+        return self.settings.prune and not self.pipelines().problems
+
+    def load_problems(self) -> str | None:
+        """What to say when some pipelines did not load, or None."""
+        if not (problems := self.pipelines().problems):
+            return None
+        pruned = ", nothing pruned" if self.settings.prune else ""
+        return f"registering only what loaded{pruned}; the pipeline registry reported: {' / '.join(problems)}"
+
+    def can_register_later(self, wanted: Iterable[str] = ()) -> bool:
+        """Whether a background `kedro prefect register` should load the registry for this entry:
+        it was loaded here before, something it read changed since (or `wanted` names a pipeline
+        it lacked), and that command reads the config this entry reads. A current cache is kept."""
+        if self._found is None:
+            self._found = cached_pipelines(self.project, wanted)
+        return (
+            self._found is None
+            and has_pipeline_cache(self.project)
+            and reads_like_a_command(self.loader, self.path)
+        )
 
     def catalog(self) -> Any:
         """The catalog this env's files make (datasets stay lazy, no hooks fire)."""

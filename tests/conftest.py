@@ -6,6 +6,7 @@ import logging
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 try:
@@ -177,6 +178,18 @@ def open_session(project: Path, env: str | None = None) -> None:
         session.load_context()
     finally:
         session.close()
+
+
+def background_registration(project: Path, timeout: float = 120):
+    """The background registration a session started, once it ended (see local/registrar.py)."""
+    from kedro_prefect_hooks.local.registrar import last_run
+
+    deadline = time.monotonic() + timeout
+    while (found := last_run(project)) is not None and found.state == "running":
+        assert time.monotonic() < deadline, f"the background registration still runs after {timeout} s"
+        time.sleep(0.3)
+    assert found is not None, "no background registration was started"
+    return found
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ import yaml
 from kedro_prefect_hooks.config import ConfigError
 from kedro_prefect_hooks.registration.plan import FLOW_ENTRYPOINT
 
-from conftest import kedro, open_session, project_deployments
+from conftest import background_registration, kedro, open_session, project_deployments
 from prefect_runs import call_api
 
 
@@ -107,7 +107,8 @@ def test_a_pipeline_added_removed_or_renamed_is_seen_at_the_next_session(api_url
         shutil.rmtree(pipelines / "data_science")
     else:
         (pipelines / "data_science").rename(pipelines / "modelling")
-    session_in_a_new_process(project)
+    session_in_a_new_process(project)  # a changed package: the session leaves it to the registrar
+    assert background_registration(project).state == "passed"
     names = [d["name"] for d in project_deployments(api_url, project)]
     expected = {
         "add": ["__default__", "data_processing", "data_science", "reporting"],
@@ -406,18 +407,29 @@ def test_a_pipeline_whose_module_fails_to_import_is_never_pruned(api_url, make_p
     (package / "pipelines" / "data_science" / "pipeline.py").write_text("import no_such_module\n")
     result = kedro(project, "run", "--pipeline", "data_processing", env={"COLUMNS": "1000"})
     assert result.returncode == 0, result.stderr
+    ended = background_registration(project)  # the package changed: `kedro prefect register` loads it
+    assert ended.state == "passed", ended
     assert [d["name"] for d in project_deployments(api_url, project)] == [
         "__default__",
         "data_processing",
         "data_science",
     ]
-    assert "registering only what loaded, nothing pruned; the pipeline registry reported" in result.stdout
+    said = "registering only what loaded, nothing pruned; the pipeline registry reported"
+    assert said in " ".join(ended.lines), ended.lines
+    result = kedro(project, "run", "--pipeline", "data_processing", env={"COLUMNS": "1000"})
+    assert said in result.stdout, result.stdout  # the next session repeats it
 
     conf = project / "conf" / "base" / "prefect.yml"  # named explicitly: a warning, not a failed command
     conf.write_text("pipelines: [data_processing, data_science]\nprune: true\n")
     result = kedro(project, "run", "--pipeline", "data_processing", env={"COLUMNS": "1000"})
     assert result.returncode == 0, result.stdout + result.stderr
+    assert background_registration(project).state == "passed"
     assert len(project_deployments(api_url, project)) == 3
+    registered = kedro(project, "prefect", "register", "--dry-run")  # the command never prunes it either
+    assert registered.returncode == 0, registered.stderr
+    assert not [line for line in registered.stdout.splitlines() if line.startswith("prune ")], (
+        registered.stdout
+    )
 
 
 def test_an_env_name_with_capitals_registers_and_is_current_next_session(api_url, make_project, hook_log):
@@ -484,6 +496,7 @@ def test_the_pipeline_cache_sees_what_the_registry_read(api_url, make_project, s
     assert "extra_a" in [d["name"] for d in project_deployments(api_url, project)]
     write(project, ["extra_b"])
     session_in_a_new_process(project)
+    assert background_registration(project).state == "passed"
     names = [d["name"] for d in project_deployments(api_url, project)]
     assert "extra_b" in names and "extra_a" not in names
 
@@ -516,6 +529,7 @@ def test_a_session_that_runs_a_pipeline_missing_from_the_cache_refreshes_it(api_
     session_in_a_new_process(project)
     result = kedro(project, "run", "--pipeline", "extra_run", env={"EXTRA_PIPELINES": "extra_run"})
     assert result.returncode == 0, result.stdout + result.stderr
+    assert background_registration(project).state == "passed"  # it inherits the command's environment
     assert "extra_run" in [d["name"] for d in project_deployments(api_url, project)]
 
 

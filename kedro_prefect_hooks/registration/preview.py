@@ -33,6 +33,7 @@ def preview(
     take_over: bool = False,
     parameters: dict[str, dict[str, Any]] | None = None,
     asset_keys: dict[str, str] | None = None,
+    prune: bool | None = None,
 ) -> list[Change | TagLimitChange]:
     """What `register` would do, deployment by deployment, then tag limit by tag limit, writing nothing."""
     heartbeats = crash_detection(config, api)
@@ -44,7 +45,7 @@ def preview(
         sorted({d.flow_name for d in desired}), sorted({d.name for d in desired})
     )
     changes: list[Change | TagLimitChange] = list(compare(desired, existing, ours, project, take_over))
-    if config.prune:
+    if config.prune if prune is None else prune:
         wanted = {d.name for d in desired}
         changes += [
             Change(d["name"], "prune", current=d)
