@@ -33,6 +33,11 @@ def _selected(entry, names: tuple[str, ...]) -> list[str]:
         selected = entry.selected_pipelines()
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from None
+    except Exception as exc:  # the registry's own error (find_pipelines(raise_errors=True)): one line
+        cause = f" ({type(exc.__cause__).__name__}: {exc.__cause__})" if exc.__cause__ else ""
+        raise click.ClickException(
+            f"loading the pipelines failed: {type(exc).__name__}: {exc}{cause}"
+        ) from None
     unknown = [n for n in names if n not in selected]
     if unknown:
         raise click.ClickException(

@@ -12,13 +12,13 @@ from kedro_prefect_hooks.compat import requested_pipelines
 from kedro_prefect_hooks.config import PrefectConfig
 from kedro_prefect_hooks.config.base import ShortError
 from kedro_prefect_hooks.config.loader import INIT_HINT, missing_env_folder
-from kedro_prefect_hooks.local.registrar import news, registrar_log, start_registrar
+from kedro_prefect_hooks.local.registrar import RegistrarRun, news, registrar_log, start_registrar
 from kedro_prefect_hooks.local.server import local_server_url
 from kedro_prefect_hooks.local.worker import WorkerStartError, ensure_worker
 from kedro_prefect_hooks.prefect_api.errors import PrefectApiError
 from kedro_prefect_hooks.prefect_api.find import find_api
 from kedro_prefect_hooks.prefect_api.settings import ApiSettings
-from kedro_prefect_hooks.project import KedroProject, inside_prefect_run
+from kedro_prefect_hooks.project import KedroProject, inside_prefect_run, registry_inputs
 from kedro_prefect_hooks.project_context import ProjectContext
 from kedro_prefect_hooks.registration.apply import (
     PartialRegistration,
@@ -57,10 +57,10 @@ class PrefectHook:
         if not config.enabled:
             return
         project = entry.project
-        _say_how_the_background_registration_ended(project.path)
+        said = _say_how_the_background_registration_ended(project.path)
         wanted = requested_pipelines()
         if config.on_error != "raise" and entry.can_register_later(wanted):
-            _register_in_the_background(config, project)
+            _register_in_the_background(config, project, said)
             return
         try:
             found = entry.pipelines(use_cache=True, wanted=wanted)
@@ -103,29 +103,41 @@ class PrefectHook:
             _start_worker_if_asked(config, project, api)
 
 
-def _register_in_the_background(config: PrefectConfig, project: KedroProject) -> None:
+def _register_in_the_background(
+    config: PrefectConfig, project: KedroProject, said: RegistrarRun | None
+) -> None:
     """The pipelines changed since their last load: `kedro prefect register` loads them, detached,
-    so that this command never waits for every pipeline module's imports."""
-    started = start_registrar(project.path, project.env)
-    logger.info(
-        "kedro-prefect-hooks: the pipelines changed since they were last loaded; %s in the background "
-        "(log: %s; `kedro prefect list` says how it went)",
-        "registering them" if started else "a registration is already running",
-        registrar_log(project.path),
-    )
+    so that this command never waits for every pipeline module's imports. Not without an API:
+    the session says that itself, as a registering one would."""
     try:
         api = find_api(config.api_url, project.path, local_server_url(project.path))
     except PrefectApiError as exc:
-        if config.worker.start:
-            _failed(config, exc, about_registration=False)
+        _failed(config, exc)
         return
+    stood_in_the_way = start_registrar(project.path, project.env, registry_inputs(project))
+    log = registrar_log(project.path)
+    if stood_in_the_way is None:
+        logger.info(
+            "kedro-prefect-hooks: the pipelines changed since they were last loaded; registering them in "
+            "the background (log: %s; `kedro prefect list` says how it went)",
+            log,
+        )
+    elif stood_in_the_way.state == "running":
+        logger.info("kedro-prefect-hooks: a registration is running in the background (log: %s)", log)
+    elif stood_in_the_way.warns and (said is None or said.started != stood_in_the_way.started):
+        logger.warning(  # it ended on these same files: loading them again would end the same way
+            "kedro-prefect-hooks: the pipelines did not all load: the background registration %s; an edit "
+            "makes the next session try again, `kedro prefect register` tries now",
+            stood_in_the_way.describe(),
+        )
     _start_worker_if_asked(config, project, api)
 
 
-def _say_how_the_background_registration_ended(project_path: Path) -> None:
+def _say_how_the_background_registration_ended(project_path: Path) -> RegistrarRun | None:
     if (ended := news(project_path)) is not None:
-        say = logger.info if ended.state == "passed" else logger.warning
+        say = logger.warning if ended.warns else logger.info
         say("kedro-prefect-hooks: the background registration %s", ended.describe())
+    return ended
 
 
 def _start_worker_if_asked(config: PrefectConfig, project: KedroProject, api: ApiSettings) -> None:

@@ -263,6 +263,15 @@ def parameter_subtree(values: dict, keys: list[str]) -> dict:
     return subtree
 
 
+def registry_inputs(project: KedroProject) -> str:
+    """A hash of what the cache's check looks at: the package's Python files, and the other files
+    the last load read (path, size, mtime). Loading again while it is unchanged gives the same."""
+    cached = read_state(_cache_path(project), _cache_problem) or {}
+    stamps = _stamps(sorted(cached.get("files") or {}))
+    text = _package_fingerprint(project.package) + json.dumps(stamps, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
 def _package_fingerprint(package: str) -> str:
     """A hash of the path, size and modification time of every Python file of the package; "" if unknown."""
     spec = importlib.util.find_spec(package)

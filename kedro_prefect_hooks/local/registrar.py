@@ -4,7 +4,9 @@ Loading the pipeline registry imports every pipeline module (seconds, with sciki
 or plotly), while `kedro run --pipeline a` imports only a's. So a session that finds
 the pipelines changed since their last load does not load them itself: it starts
 `kedro prefect register` detached, one at a time per project, and the next session and
-`kedro prefect list` say how that ended. Run as `python -m kedro_prefect_hooks.local.registrar`.
+`kedro prefect list` say how that ended. None is started again while what it loaded is
+unchanged (a module that does not import would fail again, importing every pipeline each
+session): an edit, or `kedro prefect register`, tries again.
 """
 
 from __future__ import annotations
@@ -38,12 +40,17 @@ class RegistrarRun:
     exit_code: int = 0
     lines: list[str] = field(default_factory=list)  # warning / written / pruned / clash lines, or the error
     shown: bool = False  # a session has said how it ended
+    code: str = ""  # what the registry would read, when it started (project.registry_inputs)
+
+    @property
+    def warns(self) -> bool:
+        return self.state != "passed" or any(line.startswith("warning") for line in self.lines)
 
     def describe(self) -> str:
         when = time.strftime("%H:%M:%S", time.localtime(self.finished or self.started))
         if self.state == "running":
             return f"running since {when} (pid {self.pid})"
-        what = "; ".join(self.lines) or ("nothing to change" if self.state == "passed" else "no output")
+        what = "; ".join(self.lines) or ("nothing needed writing" if self.state == "passed" else "no output")
         return f"{self.state} at {when}: {what}"
 
 
@@ -68,6 +75,8 @@ def _problem(data: Any) -> str | None:
         return "pid, times and exit code must be numbers"
     if not is_text_list(data.get("lines")) or not isinstance(data.get("shown"), bool):
         return "no output lines"
+    if not isinstance(data.get("code"), str) or set(data) - set(RegistrarRun.__dataclass_fields__):
+        return "unknown fields"
     return None
 
 
@@ -86,16 +95,21 @@ def _write(project_path: Path, run: RegistrarRun) -> None:
     write_private(_record_path(project_path), json.dumps(asdict(run)))
 
 
-def start_registrar(project_path: Path, env: str | None) -> bool:
-    """`kedro prefect register [--env env]` in the background; False when one runs already."""
+def start_registrar(project_path: Path, env: str | None, code: str) -> RegistrarRun | None:
+    """`kedro prefect register [--env env]` in the background, for the registry's inputs as `code`
+    fingerprints them. None when started; else the run that stands in its way: one running, or
+    one that ended on these same inputs (loading them again gives the same)."""
     with file_lock(_lock_path(project_path)):
         current = last_run(project_path)
-        if current is not None and current.state == "running":
-            return False
-        command = [sys.executable, "-m", MARKER, str(project_path), *(["--env", env] if env else [])]
-        process = start_detached(command, registrar_log(project_path), project_path, dict(os.environ))
-        _write(project_path, RegistrarRun("running", process.pid, time.time()))
-    return True
+        if current is not None and (current.state == "running" or current.code == code):
+            return current
+        log = registrar_log(project_path)
+        log.unlink(missing_ok=True)  # it holds the latest registration only
+        entry = f"from {MARKER} import main; main()"  # not `-m`: the package imports this module already
+        command = [sys.executable, "-c", entry, str(project_path), *(["--env", env] if env else [])]
+        process = start_detached(command, log, project_path, dict(os.environ))
+        _write(project_path, RegistrarRun("running", process.pid, time.time(), code=code))
+    return None
 
 
 def news(project_path: Path) -> RegistrarRun | None:
@@ -108,31 +122,30 @@ def news(project_path: Path) -> RegistrarRun | None:
     return found
 
 
-def _register(project_path: Path, env: str | None) -> RegistrarRun:
+def _register(project_path: Path, env: str | None, code: str) -> RegistrarRun:
     """Run the synchronous command, log its output, keep what the next session should repeat."""
     command = [sys.executable, "-m", "kedro", "prefect", "register", *(["--env", env] if env else [])]
     started = time.time()
+    print(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} {' '.join(command[2:])}", flush=True)
     done = subprocess.run(command, cwd=project_path, capture_output=True, text=True, check=False)
-    print(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} {' '.join(command[2:])}: exit {done.returncode}")
-    print(done.stdout + done.stderr, flush=True)
+    print(done.stdout + done.stderr + f"--- exit {done.returncode}", flush=True)
     if done.returncode == 0:
-        lines = [line for line in done.stdout.splitlines() if line.startswith(SAID)]
+        lines = [" ".join(line.split()) for line in done.stdout.splitlines() if line.startswith(SAID)]
     else:
         errors = [line.strip() for line in done.stderr.splitlines() if line.strip()]
-        lines = [*errors[-1:], f"log: {registrar_log(project_path)}"]
+        said = [line for line in errors if line.startswith("Error:")] or errors  # click's one-line error
+        lines = [*said[-1:], f"log: {registrar_log(project_path)}"]
     state = "passed" if done.returncode == 0 else "failed"
-    return RegistrarRun(state, os.getpid(), started, time.time(), done.returncode, lines)
+    return RegistrarRun(state, os.getpid(), started, time.time(), done.returncode, lines, code=code)
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog=MARKER)
     parser.add_argument("project_path", type=Path)
     parser.add_argument("--env", default=None)
-    args = parser.parse_args(argv)
-    outcome = _register(args.project_path, args.env)
+    args = parser.parse_args(argv if argv is not None else sys.argv[1:])
+    with file_lock(_lock_path(args.project_path)):
+        started = last_run(args.project_path)
+    outcome = _register(args.project_path, args.env, started.code if started else "")
     with file_lock(_lock_path(args.project_path)):
         _write(args.project_path, outcome)
-
-
-if __name__ == "__main__":
-    main()
