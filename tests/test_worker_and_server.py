@@ -374,21 +374,3 @@ def test_a_worker_whose_command_line_shows_late_is_not_reported_dead(
     assert not [m for m in hook_log.messages() if "exited while starting" in m], hook_log.messages()
     assert pool in running_workers(project)
     assert [w["name"] for w in online_workers(api_url, pool)] == [worker_name(package_name(project), pool)]
-
-
-@pytest.mark.parametrize(
-    ("url", "query_seconds", "polls_every"),
-    [
-        ("http://127.0.0.1:4200/api", None, "0.5"),  # a local server answers a poll in milliseconds
-        ("http://localhost:4300/api", None, "0.5"),
-        ("https://prefect.example.com/api", None, "2.0"),
-        ("http://127.0.0.1:4200/api", 3.0, "3.0"),  # what the user set wins
-    ],
-)
-def test_the_worker_polls_a_local_server_quickly_unless_told(url, query_seconds, polls_every):
-    from kedro_prefect_hooks.config.prefect_yml import WorkerOptions
-    from kedro_prefect_hooks.local.worker import worker_env
-    from kedro_prefect_hooks.prefect_api.settings import ApiSettings
-
-    env = worker_env(ApiSettings(url, "test"), WorkerOptions(query_seconds=query_seconds))
-    assert env["PREFECT_WORKER_QUERY_SECONDS"] == polls_every

@@ -27,8 +27,8 @@ class WorkerOptions(_Model):
     """true: each Kedro session makes sure one background process worker serves the pool for this project."""
     limit: int | None = Field(default=None, ge=1, le=MAX_CONCURRENCY_LIMIT)
     """Flow runs the worker executes at once; null: no limit."""
-    query_seconds: float | None = Field(default=None, gt=0, le=60)
-    """How often the worker asks Prefect for runs: a triggered run starts within this; null: 0.5 s when the API is on this machine (a local server, where a poll costs nothing), else 2 s."""
+    query_seconds: float = Field(default=2.0, gt=0, le=60)
+    """How often the worker asks Prefect for runs: a triggered run starts within this."""
     start_wait_seconds: float = Field(default=30.0, gt=0, le=600)
     """How long the session that starts the worker waits to see it online in Prefect (a dead one is reported at once)."""
 

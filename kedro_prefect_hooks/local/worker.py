@@ -67,20 +67,13 @@ def worker_command(package: str, pool: str, options: WorkerOptions) -> list[str]
     return command
 
 
-# How often the worker polls when `worker.query_seconds` is null: a local server answers a poll in
-# milliseconds, and a triggered run waits half the interval on average before the worker takes it.
-LOCAL_QUERY_SECONDS = 0.5
-REMOTE_QUERY_SECONDS = 2.0
-
-
 def worker_env(api: ApiSettings, options: WorkerOptions) -> dict[str, str]:
     """The worker's environment: this API with the session's credentials, and quick polling."""
     env = dict(os.environ)
     for inherited in ("PREFECT__FLOW_RUN_ID", "PREFECT_API_AUTH_STRING", "PREFECT_API_KEY"):
         env.pop(inherited, None)
     env.update(api.worker_environment())
-    every = options.query_seconds or (LOCAL_QUERY_SECONDS if api.on_this_machine else REMOTE_QUERY_SECONDS)
-    env["PREFECT_WORKER_QUERY_SECONDS"] = str(every)
+    env["PREFECT_WORKER_QUERY_SECONDS"] = str(options.query_seconds)
     return env
 
 

@@ -44,11 +44,6 @@ class ApiSettings:
             return {"Authorization": f"Bearer {self.api_key}"}
         return {}
 
-    @property
-    def on_this_machine(self) -> bool:
-        """A loopback host: a local server, which answers a poll in milliseconds."""
-        return _loopback(urlsplit(self.url).hostname or "")
-
     def worker_environment(self) -> dict[str, str]:
         """The settings a `prefect worker` (and its flow runs) needs to reach this API as we do."""
         env = {"PREFECT_API_URL": self.url}

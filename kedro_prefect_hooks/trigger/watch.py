@@ -26,9 +26,6 @@ from kedro_prefect_hooks.trigger.selection import Plan
 TERMINAL = ("COMPLETED", "FAILED", "CRASHED", "CANCELLED")
 FAILED_TASKS = ["FAILED", "CRASHED"]
 POLL_SECONDS = 1.0
-# On a server on this machine the first seconds are polled quickly: a short run's end is seen
-# within 0.25 s, not 1 s (three small requests a poll; a remote server keeps 1 s).
-QUICK_POLL_SECONDS, QUICK_FOR_SECONDS = 0.25, 10.0
 WORKER_GRACE_SECONDS = 2.0  # a worker started a moment ago may not be online yet
 CHILD_LOOK_SECONDS = 5.0  # how often a running run's child runs (node tags' pools) are checked for a worker
 # Task runs reach the server a moment after the flow run's end (its task-run recorder
@@ -127,7 +124,7 @@ def follow(
     report_key: str | None = None,
     sleep: Callable[[float], None] = time.sleep,
 ) -> Outcome:
-    """Poll the run once a second (4 times, its first 10 s on a local server) until it ends (or `timeout`), updating `display`; the final
+    """Poll the run once a second until it ends (or `timeout`), updating `display`; the final
     counts are the run's own, from its report (`report_key`), when it published one."""
     start = time.monotonic()
     left_scheduled = False
@@ -170,8 +167,7 @@ def follow(
             outcome.line = final_line(label, outcome, plan)
             display.finish(outcome.line)
             return outcome
-        quick = waited < QUICK_FOR_SECONDS and client.settings.on_this_machine
-        sleep(QUICK_POLL_SECONDS if quick else POLL_SECONDS)
+        sleep(POLL_SECONDS)
     outcome = ended(client, flow_run_id, kind, message, plan, report_key, sleep)
     outcome.line = final_line(label, outcome, plan)
     display.finish(outcome.line)
