@@ -114,6 +114,8 @@ def start_registrar(project_path: Path, env: str | None, code: str) -> Registrar
 
 def news(project_path: Path) -> RegistrarRun | None:
     """How the last background registration ended, once: None if running, unknown or said before."""
+    if not _record_path(project_path).exists():  # every session asks: no lock when none ever ran
+        return None
     with file_lock(_lock_path(project_path)):
         found = last_run(project_path)
         if found is None or found.state == "running" or found.shown:
