@@ -11,7 +11,7 @@ The matrix legs are the promises setup.cfg makes:
 - tests-default: the Python that runs nox, with what `pip install` picks today: the
                  same kedro and prefect as tests-newest, so `--matrix` (CI) runs the two
                  ends instead of it.
-Each suite runs in 2 pytest-xdist processes (KPH_TEST_WORKERS), each with its own server.
+Each suite runs in 2 pytest-xdist processes (KPH_TEST_WORKERS; `--matrix` legs: 1), each with its own server.
 """
 
 from __future__ import annotations
@@ -75,7 +75,7 @@ def show_versions(session: nox.Session, *extra: str) -> None:
 
 def test_workers(posargs: list[str]) -> list[str]:
     """pytest-xdist options: 2 test processes, each with its own server and worker (the suite
-    mostly waits on them; `./scripts/test --matrix` runs two legs at once). KPH_TEST_WORKERS=0, or a
+    mostly waits on them; `./scripts/test --matrix` runs two legs at once, 1 each). KPH_TEST_WORKERS=0, or a
     `-n`/`-p no:xdist` of one's own, runs them as given."""
     workers = os.environ.get("KPH_TEST_WORKERS", "2")
     if workers == "0" or any(

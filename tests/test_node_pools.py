@@ -132,6 +132,7 @@ def test_wait_says_when_no_worker_serves_the_child_runs_pool(api_url, make_proje
     assert "still RUNNING: 1/3 nodes completed" in waited.stdout + waited.stderr
 
 
+@pytest.mark.timeout(600)  # six flow runs, three cold starts on each pool: its own waits add up to 600 s
 @pytest.mark.parametrize("runner", ["sequential", "dask"])
 def test_a_tagged_node_runs_in_a_child_run_on_its_pool_and_a_retry_skips_what_completed(
     api_url, make_project, tmp_path, runner
