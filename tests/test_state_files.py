@@ -12,6 +12,7 @@ import sys
 import pytest
 
 from kedro_prefect_hooks.local.processes import STATE_DIR
+from kedro_prefect_hooks.registration.prefect_import import facts_path
 
 from conftest import invoke, open_session, project_deployments
 from kedro_projects import BIN
@@ -27,19 +28,22 @@ def warnings_about(hook_log, name):
     return [m for m in hook_log.messages() if name in m]
 
 
-@pytest.mark.parametrize("content", ["[]", "null", '{"key": 1, "schema": 2}', "{not json"])
-def test_a_bad_flow_schema_cache_is_rebuilt(api_url, make_project, hook_log, content):
-    """Seen: `echo '[]' > .kedro-prefect/flow-schema.json`, then any change: `kedro run` rc 1, 68-line traceback."""
+@pytest.mark.parametrize(
+    "content", ["[]", "null", '{"key": 1, "schema": 2, "process_template": 3}', '{"key": "k"}', "{not json"]
+)
+def test_a_bad_prefect_facts_cache_is_rebuilt(api_url, make_project, hook_log, content):
+    """Seen: `echo '[]' > .kedro-prefect/flow-schema.json` (where the flow's schema was kept before),
+    then any change: `kedro run` rc 1, 68-line traceback."""
     project = make_project("pipelines: [data_science]\n")
-    state_file(project, "flow-schema.json").write_text(content)
+    facts_path().parent.mkdir(parents=True, exist_ok=True)
+    facts_path().write_text(content)
     open_session(project)
-    [warning] = warnings_about(hook_log, "flow-schema.json")
-    assert (
-        ".kedro-prefect/flow-schema.json was not what this plugin writes" in warning and "removed" in warning
-    )
+    [warning] = warnings_about(hook_log, "prefect-facts.json")
+    assert "kedro-prefect-hooks/prefect-facts.json was not what this plugin writes" in warning
+    assert "removed" in warning
     [deployment] = project_deployments(api_url, project)
     assert "pipeline" in deployment["parameter_openapi_schema"]["properties"]
-    assert json.loads(state_file(project, "flow-schema.json").read_text())["schema"]
+    assert json.loads(facts_path().read_text())["schema"]
 
 
 @pytest.mark.parametrize("content", ["null", "[]", '{"fingerprint": "x", "names": "a"}', '{"names": [1]}'])

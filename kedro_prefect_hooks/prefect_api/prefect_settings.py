@@ -51,10 +51,14 @@ def first_setting(layers: list[Layer], name: str) -> tuple[str, str] | None:
     return None
 
 
+def prefect_home() -> Path:
+    """Prefect's per-user folder (profiles, storage), as Prefect finds it."""
+    return Path(os.environ.get("PREFECT_HOME") or Path.home() / ".prefect").expanduser()
+
+
 def active_profile() -> tuple[str, dict[str, str]]:
     """The active Prefect profile's settings, from profiles.toml."""
-    home = Path(os.environ.get("PREFECT_HOME") or Path.home() / ".prefect").expanduser()
-    path = Path(os.environ.get("PREFECT_PROFILES_PATH") or home / "profiles.toml").expanduser()
+    path = Path(os.environ.get("PREFECT_PROFILES_PATH") or prefect_home() / "profiles.toml").expanduser()
     try:
         data = read_toml(path)
     except (OSError, TOMLDecodeError):

@@ -8,14 +8,11 @@ prefect is imported only if something is written.
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from kedro_prefect_hooks.config import PrefectConfig
-from kedro_prefect_hooks.local.state import is_text_map, read_state, state_dir, write_private
 from kedro_prefect_hooks.prefect_api.client import PrefectApi, command_client
 from kedro_prefect_hooks.prefect_api.errors import ApiRefused, OutOfTime, PrefectApiError
 from kedro_prefect_hooks.prefect_api.settings import ApiSettings
@@ -36,7 +33,7 @@ from kedro_prefect_hooks.registration.plan import (
     ownership_tags,
     set_fingerprint,
 )
-from kedro_prefect_hooks.registration.prefect_import import import_prefect
+from kedro_prefect_hooks.registration.prefect_import import flow_parameter_schema, process_pool_template
 from kedro_prefect_hooks.registration.refusals import RefusalRecord, is_definitive
 from kedro_prefect_hooks.registration.tag_limits import (
     WRITES,
@@ -45,7 +42,6 @@ from kedro_prefect_hooks.registration.tag_limits import (
     recorded_tag_limits,
     wanted_tag_limits,
 )
-from kedro_prefect_hooks.version import __version__
 
 logger = logging.getLogger(__name__)
 
@@ -249,11 +245,11 @@ def _write(
     """
     missing_pools = _check_pools(config, client, deployments)
     for pool in missing_pools:
-        if client.create_process_pool(pool, _process_pool_template()):
+        if client.create_process_pool(pool, process_pool_template()):
             outcome.created_work_pools.append(pool)
     outcome.created_automation = keep_crash_automation(client, heartbeats)
     flow_ids = {name: client.ensure_flow(name) for name in sorted({d.flow_name for d in deployments})}
-    schema = _flow_parameter_schema(project.path)
+    schema = flow_parameter_schema()
     failed: dict[str, str] = {}
     for deployment in deployments:
         body = {
@@ -287,7 +283,7 @@ def _check_pools(
         pool = client.work_pool(pool_name)
         if pool is None:
             missing.append(pool_name)
-            template, pool_type = _process_pool_template(), "process, to be created"
+            template, pool_type = process_pool_template(), "process, to be created"
         else:
             template, pool_type = pool.get("base_job_template") or {}, pool.get("type", "?")
         allowed = set((template.get("variables") or {}).get("properties") or {})
@@ -327,49 +323,3 @@ def _prune(
             client.delete_deployment(deployment["id"])
             pruned.append(deployment["name"])
     return pruned
-
-
-def _process_pool_template() -> dict[str, Any]:
-    import_prefect()
-    from prefect.workers.process import ProcessWorker
-
-    return ProcessWorker.get_default_base_job_template()
-
-
-def _flow_parameter_schema(project_path: Path) -> dict[str, Any]:
-    """The flow's parameters as the UI's run form needs them.
-
-    Computing it imports prefect (1-2 s), so it is kept in .kedro-prefect/ for this
-    plugin and prefect version: writing one changed deployment then imports nothing.
-    """
-    key = f"{__version__}|{_installed_version('prefect')}"
-    cache = state_dir(project_path) / "flow-schema.json"
-    cached = read_state(cache, _schema_problem)
-    if cached is not None and cached["key"] == key:
-        return cached["schema"]
-    import_prefect()
-    from prefect.utilities.callables import parameter_schema
-
-    from kedro_prefect_hooks.flow import kedro_pipeline
-
-    schema = parameter_schema(kedro_pipeline).model_dump(exclude_unset=True)
-    write_private(cache, json.dumps({"key": key, "schema": schema}))
-    return schema
-
-
-def _schema_problem(data: Any) -> str | None:
-    if not (isinstance(data, dict) and set(data) == {"key", "schema"} and isinstance(data["key"], str)):
-        return "not a key and a schema"
-    schema = data["schema"]
-    if not (isinstance(schema, dict) and is_text_map(schema.get("properties"), dict)):
-        return "the schema has no properties"
-    return None
-
-
-def _installed_version(distribution: str) -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version(distribution)
-    except PackageNotFoundError:
-        return "?"

@@ -1,4 +1,10 @@
-"""Importing prefect for registration: the one place the hook's process imports it.
+"""What registration needs from prefect itself: the one place the hook's process imports it.
+
+Two facts come from the installed prefect, not from the server or the project: the flow's
+parameter schema (the UI's run form) and the process pool's base job template. Importing
+prefect for them costs 1-2 s, so they are kept for this plugin, prefect and pydantic
+version in Prefect's home folder, for every project on the machine: a first registration
+of the next project, or a first one on a new server, then imports nothing of prefect.
 
 Here, not in compat.py, since it imports the plugin's own flow module (for the flow's
 parameter schema): compat.py, which every layer uses, then imports nothing of ours.
@@ -6,10 +12,85 @@ parameter schema): compat.py, which every layer uses, then imports nothing of ou
 
 from __future__ import annotations
 
+import contextlib
+import json
 import logging
 import sys
+from pathlib import Path
+from typing import Any
 
+from kedro_prefect_hooks.local.state import is_text_map, read_state, write_private
 from kedro_prefect_hooks.prefect_api.errors import PrefectUnavailable
+from kedro_prefect_hooks.prefect_api.prefect_settings import prefect_home
+from kedro_prefect_hooks.version import __version__
+
+FACTS_FILE = "kedro-prefect-hooks/prefect-facts.json"  # under Prefect's home folder
+
+
+def flow_parameter_schema() -> dict[str, Any]:
+    """The flow's parameters as the UI's run form needs them."""
+    return _facts()["schema"]
+
+
+def process_pool_template() -> dict[str, Any]:
+    """The base job template Prefect gives a new process work pool."""
+    return _facts()["process_template"]
+
+
+def facts_path() -> Path:
+    return prefect_home() / FACTS_FILE
+
+
+def _facts() -> dict[str, Any]:
+    key = _installed_key()
+    cached = read_state(facts_path(), _facts_problem)
+    if cached is not None and cached["key"] == key:
+        return cached
+    import_prefect()
+    from prefect.utilities.callables import parameter_schema
+    from prefect.workers.process import ProcessWorker
+
+    from kedro_prefect_hooks.flow import kedro_pipeline
+
+    facts = {
+        "key": key,
+        "schema": parameter_schema(kedro_pipeline).model_dump(exclude_unset=True),
+        "process_template": ProcessWorker.get_default_base_job_template(),
+    }
+    with contextlib.suppress(OSError):  # a read-only home: computed again next time, nothing worse
+        write_private(facts_path(), json.dumps(facts))
+    return facts
+
+
+def _installed_key() -> str:
+    """What the facts depend on: these versions, and the flow module itself (an editable install's
+    version stays the same while its code changes)."""
+    flow = Path(__file__).resolve().parents[1] / "flow.py"
+    stat = flow.stat()
+    versions = "|".join(f"{name} {_installed_version(name)}" for name in ("prefect", "pydantic"))
+    return f"{__version__}|{versions}|flow.py {stat.st_size}:{stat.st_mtime_ns}"
+
+
+def _facts_problem(data: Any) -> str | None:
+    if not (isinstance(data, dict) and set(data) == {"key", "schema", "process_template"}):
+        return "not a key, a schema and a job template"
+    schema, template = data["schema"], data["process_template"]
+    if not isinstance(data["key"], str) or not (
+        isinstance(schema, dict) and is_text_map(schema.get("properties"), dict)
+    ):
+        return "the schema has no properties"
+    if not (isinstance(template, dict) and is_text_map(template.get("job_configuration"), object)):
+        return "the job template has no job configuration"
+    return None
+
+
+def _installed_version(distribution: str) -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(distribution)
+    except PackageNotFoundError:
+        return "?"
 
 
 def import_prefect() -> None:
