@@ -3,9 +3,10 @@
 1. A small `kedro run` with the hook (deployments already current) against the same
    run without the hook, interleaved, medians and their ratio. Also with the API down
    (connection refused) and silent (accepts, never answers; default 2 s timeout).
-2. Registering 50 pipelines: first time, again when nothing changed, then when one
-   pipeline's options changed (only that deployment is written), each in a fresh
-   process as a Kedro command would (the first includes importing prefect).
+2. Registering 50 pipelines, `--repeat` rounds: first time (on a new work pool, which
+   imports prefect for the process pool's template), again when nothing changed, then when
+   one pipeline's options changed (only that deployment is written), each in a fresh
+   process as a Kedro command would; medians and min-max.
 Heavy pipeline imports at session start: benchmarks/session_start.py.
 
 Run: .venv/bin/python benchmarks/registration.py [--repeat 7]
@@ -39,9 +40,10 @@ from kedro_prefect_hooks.config import parse_config
 from kedro_prefect_hooks.project import KedroProject
 from kedro_prefect_hooks.registration.apply import register
 names = [f"pipeline_{i:02d}" for i in range(50)]
-project = KedroProject(name="Bench Fifty", package="bench_fifty", path=Path.cwd(), env=None, run_env="local")
+tag = sys.argv[2]  # each round registers its own 50 deployments on its own (new) work pool
+project = KedroProject(name=f"Bench {tag}", package=f"bench_{tag}", path=Path.cwd(), env=None, run_env="local")
 t1 = time.perf_counter()
-raw = {"pipelines": names, "defaults": {"schedule": {"cron": "0 6 * * *"}}}
+raw = {"pipelines": names, "work_pool": {"name": f"bench-{tag}"}, "defaults": {"schedule": {"cron": "0 6 * * *"}}}
 if sys.argv[1] == "one changed":
     raw["deployments"] = {"pipeline_07": {"tags": ["changed"]}}
 config = parse_config(raw)
@@ -57,6 +59,17 @@ def kedro_run(project: Path, env: dict[str, str]) -> float:
     if result.returncode:
         sys.exit(f"kedro run failed in {project}:\n{result.stderr.decode()[-3000:]}")
     return time.perf_counter() - start
+
+
+def register_fifty(root: Path, env: dict[str, str], label: str, tag: str) -> tuple[float, float, str]:
+    """(seconds in register(), seconds importing the plugin, what was written) of one fresh process."""
+    result = subprocess.run(
+        [sys.executable, "-c", REGISTER_50, label, tag], cwd=root, env=env, capture_output=True, text=True
+    )
+    if result.returncode:
+        sys.exit(f"registering 50 pipelines failed:\n{result.stderr[-3000:]}")
+    took, imports, written, unchanged = result.stdout.strip().splitlines()[-1].split()
+    return float(took), float(imports), f"written {written}, unchanged {unchanged}"
 
 
 def main() -> None:
@@ -96,24 +109,25 @@ def main() -> None:
             print(f"small `kedro run`, median of {args.repeat} interleaved runs:")
             for name, samples in times.items():
                 median = statistics.median(samples)
-                print(f"  {name:32s} {median:6.2f} s   ratio {median / base:5.2f}")
+                spread = f"({min(samples):.2f}-{max(samples):.2f})"
+                print(f"  {name:32s} {median:6.2f} s {spread}   ratio {median / base:5.2f}")
 
             register_env = {**env, "PREFECT_API_URL": api_url}
-            print("register 50 pipelines, each in a fresh process (register() call; plugin import apart):")
-            for label in ("first time", "nothing changed", "one changed"):
-                result = subprocess.run(
-                    [sys.executable, "-c", REGISTER_50, label],
-                    cwd=root,
-                    env=register_env,
-                    capture_output=True,
-                    text=True,
-                )
-                if result.returncode:
-                    sys.exit(f"registering 50 pipelines failed:\n{result.stderr[-3000:]}")
-                took, imports, written, unchanged = result.stdout.strip().splitlines()[-1].split()
+            labels = ("first time", "nothing changed", "one changed")
+            found: dict[str, list[tuple[float, float, str]]] = {label: [] for label in labels}
+            for round_ in range(args.repeat):  # a round: 50 new deployments, then the same twice
+                for label in labels:
+                    found[label].append(register_fifty(root, register_env, label, f"r{round_}"))
+            print(
+                f"register 50 pipelines, each in a fresh process, {args.repeat} rounds "
+                "(register() call, median (min-max); plugin import apart):"
+            )
+            for label, samples in found.items():
+                took = [t for t, _, _ in samples]
+                imports = statistics.median(i for _, i, _ in samples)
                 print(
-                    f"  {label:32s} {float(took):6.2f} s   (+{float(imports):.2f} s plugin import)"
-                    f"   written {written}, unchanged {unchanged}"
+                    f"  {label:32s} {statistics.median(took):6.2f} s ({min(took):.2f}-{max(took):.2f})"
+                    f"   (+{imports:.2f} s plugin import)   {samples[-1][2]}"
                 )
         finally:
             silent.close()
