@@ -263,11 +263,12 @@ def test_after_writes_that_stopped_halfway_the_warning_says_what_was_written(
         if method == "POST" and path == "/deployments/":
             posts.append(body)
             if len(posts) == 3:
-                return 30  # longer than any timeout: the session gives up on it
+                return 60  # longer than the timeout: the session gives up on it
         return None
 
-    # timeout 5: the two healthy writes fit in it on a loaded machine; the stalled one is cut
-    project = make_project("pipelines: all\ntimeout: 5\n", name="Stall Proj")
+    # timeout 20: the two healthy writes fit in it on a loaded machine (5 s did not, in CI with
+    # both matrix legs running: the second write took longer); the stalled one is cut
+    project = make_project("pipelines: all\ntimeout: 20\n", name="Stall Proj")
     with proxy(api_url, stall_the_third_write) as (url, _):
         monkeypatch.setenv("PREFECT_API_URL", url)
         open_session(project)
