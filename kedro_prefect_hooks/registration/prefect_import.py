@@ -13,6 +13,7 @@ parameter schema): compat.py, which every layer uses, then imports nothing of ou
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import logging
 import sys
@@ -63,12 +64,11 @@ def _facts() -> dict[str, Any]:
 
 
 def _installed_key() -> str:
-    """What the facts depend on: these versions, and the flow module itself (an editable install's
-    version stays the same while its code changes)."""
-    flow = Path(__file__).resolve().parents[1] / "flow.py"
-    stat = flow.stat()
+    """What the facts depend on: these versions, and the flow module's code (an editable install's
+    version stays the same while its code changes; two copies of one release hash the same)."""
+    flow = hashlib.sha256((Path(__file__).resolve().parents[1] / "flow.py").read_bytes()).hexdigest()[:16]
     versions = "|".join(f"{name} {_installed_version(name)}" for name in ("prefect", "pydantic"))
-    return f"{__version__}|{versions}|flow.py {stat.st_size}:{stat.st_mtime_ns}"
+    return f"{__version__}|{versions}|flow.py {flow}"
 
 
 def _facts_problem(data: Any) -> str | None:
