@@ -75,6 +75,28 @@ IN_MEMORY = """
 """
 
 
+NODE_HOOK = """
+
+from kedro.framework.hooks import hook_impl
+
+
+class NodeWitness:
+    \"\"\"Records where each node's before_node_run hook fired.\"\"\"
+
+    @hook_impl
+    def before_node_run(self, node):
+        import json
+        import os
+
+        with open("data/node_hooks.jsonl", "a") as out:
+            seen = {"node": node.name, "pid": os.getpid(), "marker": os.environ.get("KPH_MARKER")}
+            out.write(json.dumps(seen) + "\\n")
+
+
+HOOKS = (*HOOKS, NodeWitness())
+"""
+
+
 def read(project, name):
     """A dataset's data; of a versioned one, the latest version's."""
     path = project / "data" / f"{name}.json"
@@ -101,6 +123,8 @@ def gpu_project(make_project, runner: str):
     package = package_dir(project).name
     main, gpu = f"main-{package}", f"gpu-{package}"
     add_pipeline(project, "gpu_chain", GPU_CHAIN, catalog=CATALOG)
+    with open(package_dir(project) / "settings.py", "a") as settings:
+        settings.write(NODE_HOOK)  # the project's own node hook, beside PrefectHook
     (project / "conf" / "base" / "prefect.yml").write_text(
         f"""
 pipelines: [gpu_chain]
@@ -122,7 +146,8 @@ def test_wait_says_when_no_worker_serves_the_child_runs_pool(api_url, make_proje
     (project / "data" / "heavy_failed_once").touch()  # no failure here
     worker = start_process_worker(api_url, main, tmp_path / "main.log")  # none for the gpu pool
     try:
-        waited = kedro(project, "prefect", "run", "gpu_chain", "--wait", "--timeout", "25", timeout=120)
+        # 60 s: under load, the parent's cold start and first node took longer than 25 s
+        waited = kedro(project, "prefect", "run", "gpu_chain", "--wait", "--timeout", "60", timeout=180)
     finally:
         stop_children(worker.pid)  # the parent run, which would wait for its child run all session
         stop_process(worker)
@@ -133,7 +158,7 @@ def test_wait_says_when_no_worker_serves_the_child_runs_pool(api_url, make_proje
 
 
 @pytest.mark.timeout(600)  # six flow runs, three cold starts on each pool: its own waits add up to 600 s
-@pytest.mark.parametrize("runner", ["sequential", "dask"])
+@pytest.mark.parametrize("runner", ["sequential", "threads", "dask"])
 def test_a_tagged_node_runs_in_a_child_run_on_its_pool_and_a_retry_skips_what_completed(
     api_url, make_project, tmp_path, runner
 ):
@@ -161,13 +186,17 @@ def test_a_tagged_node_runs_in_a_child_run_on_its_pool_and_a_retry_skips_what_co
     assert second["state"]["type"] == "COMPLETED", second["state"]["message"]
     # `--wait` counts the child run's node with the others
     assert waited.returncode == 0, waited.stdout + waited.stderr
-    label = "nodes" if runner == "sequential" else "tasks"  # dask groups by memory: 3 tasks of 1 node
+    label = "tasks" if runner == "dask" else "nodes"  # dask groups by memory: 3 tasks of 1 node
     assert f"COMPLETED: 3/3 {label} completed" in waited.stdout, waited.stdout
     assert f"4/3 {label}" not in waited.stdout  # the child run's placeholder task run is not counted
 
     prep, heavy, post = read(project, "prep_where"), read(project, "heavy_where"), read(project, "post_where")
     assert heavy["marker"] == "gpu" and prep["marker"] == "main" and post["marker"] == "main"
     assert heavy["pid"] not in (prep["pid"], post["pid"])
+    # the project's node hook fired for the heavy node in the child run's process, on the gpu pool
+    hooked = [json.loads(line) for line in (project / "data" / "node_hooks.jsonl").read_text().splitlines()]
+    assert {"node": "heavy", "pid": heavy["pid"], "marker": "gpu"} in hooked, hooked
+    assert {"node": "post", "pid": post["pid"], "marker": "main"} in hooked, hooked
     # the child runs: subflow runs of the parent's task, on the gpu pool
     children = filter_runs(
         api_url,
