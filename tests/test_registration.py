@@ -182,6 +182,7 @@ def test_per_pipeline_overrides_and_schedule_kinds(api_url, make_project):
     project = make_project(
         """
         pipelines: all
+        timeout: 30  # one session writes all four, however loaded the machine (seen: a missing one)
         defaults:
           tags: [team-a]
           paused: true

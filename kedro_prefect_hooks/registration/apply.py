@@ -33,7 +33,7 @@ from kedro_prefect_hooks.registration.plan import (
     ownership_tags,
     set_fingerprint,
 )
-from kedro_prefect_hooks.registration.prefect_import import flow_parameter_schema, process_pool_template
+from kedro_prefect_hooks.registration.prefect_import import prefect_facts
 from kedro_prefect_hooks.registration.refusals import RefusalRecord, is_definitive
 from kedro_prefect_hooks.registration.tag_limits import (
     WRITES,
@@ -243,13 +243,14 @@ def _write(
     Only a definitive refusal (a 4xx judging the body) is a refusal; any other failure stops
     the writes and is raised.
     """
-    missing_pools = _check_pools(config, client, deployments)
+    facts = prefect_facts()
+    missing_pools = _check_pools(config, client, deployments, facts.process_pool_template)
     for pool in missing_pools:
-        if client.create_process_pool(pool, process_pool_template()):
+        if client.create_process_pool(pool, facts.process_pool_template):
             outcome.created_work_pools.append(pool)
     outcome.created_automation = keep_crash_automation(client, heartbeats)
     flow_ids = {name: client.ensure_flow(name) for name in sorted({d.flow_name for d in deployments})}
-    schema = flow_parameter_schema()
+    schema = facts.flow_parameter_schema
     failed: dict[str, str] = {}
     for deployment in deployments:
         body = {
@@ -271,7 +272,10 @@ def _write(
 
 
 def _check_pools(
-    config: PrefectConfig, client: PrefectApi, deployments: list[DesiredDeployment]
+    config: PrefectConfig,
+    client: PrefectApi,
+    deployments: list[DesiredDeployment],
+    process_template: dict[str, Any],
 ) -> list[str]:
     """Check every job variable against its pool's base job template, before any write.
 
@@ -283,7 +287,7 @@ def _check_pools(
         pool = client.work_pool(pool_name)
         if pool is None:
             missing.append(pool_name)
-            template, pool_type = process_pool_template(), "process, to be created"
+            template, pool_type = process_template, "process, to be created"
         else:
             template, pool_type = pool.get("base_job_template") or {}, pool.get("type", "?")
         allowed = set((template.get("variables") or {}).get("properties") or {})

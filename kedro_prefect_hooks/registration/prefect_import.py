@@ -17,6 +17,7 @@ import hashlib
 import json
 import logging
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,14 +29,17 @@ from kedro_prefect_hooks.version import __version__
 FACTS_FILE = "kedro-prefect-hooks/prefect-facts.json"  # under Prefect's home folder
 
 
-def flow_parameter_schema() -> dict[str, Any]:
-    """The flow's parameters as the UI's run form needs them."""
-    return _facts()["schema"]
+@dataclass(frozen=True)
+class PrefectFacts:
+    """What a writing registration takes from the installed prefect, read once per registration."""
+
+    flow_parameter_schema: dict[str, Any]  # the flow's parameters as the UI's run form needs them
+    process_pool_template: dict[str, Any]  # the base job template Prefect gives a new process pool
 
 
-def process_pool_template() -> dict[str, Any]:
-    """The base job template Prefect gives a new process work pool."""
-    return _facts()["process_template"]
+def prefect_facts() -> PrefectFacts:
+    facts = _facts()
+    return PrefectFacts(facts["schema"], facts["process_template"])
 
 
 def facts_path() -> Path:
