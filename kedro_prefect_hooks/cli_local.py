@@ -128,7 +128,12 @@ def worker_stop(metadata, env: str | None, timeout: float) -> None:
 
 
 @server.command("start")
-@click.option("--port", type=int, default=None, help="Default: 4200 when free, else any free port.")
+@click.option(
+    "--port",
+    type=int,
+    default=None,
+    help="Default: the port it had last time, else 4200, when free; else any free port.",
+)
 @click.pass_obj
 def server_start(metadata, port: int | None) -> None:
     """Start this project's local Prefect server in the background (takes 10-20 s).

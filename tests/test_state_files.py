@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 
 import pytest
 
 from kedro_prefect_hooks.local.processes import STATE_DIR
+from kedro_prefect_hooks.local.server import _port_for
 from kedro_prefect_hooks.registration.prefect_import import facts_path
 
 from conftest import invoke, open_session, project_deployments
@@ -122,3 +124,22 @@ def test_server_stop_with_a_bad_server_record_signals_nothing(make_project, pid)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Aborted" not in result.stdout + result.stderr
     assert "local server: not running" in result.stdout
+
+
+@pytest.mark.parametrize("content", ["", "abc", "70000", "-1"])
+def test_a_bad_last_server_port_is_ignored(tmp_path, content):
+    """`server start` reuses the port in .kedro-prefect/server-port: a bad one picks a free port."""
+    state_file(tmp_path, "server-port").write_text(content)
+    port = _port_for(tmp_path)
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", port))  # free, usable
+
+
+def test_a_taken_last_server_port_is_not_reused(tmp_path):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()  # another server listens there
+        last = taken.getsockname()[1]
+        state_file(tmp_path, "server-port").write_text(f"{last}\n")
+        assert _port_for(tmp_path) != last
+    assert _port_for(tmp_path) == last  # free again: reused

@@ -194,6 +194,12 @@ def test_local_server_start_status_use_and_stop(worker_project, monkeypatch, hoo
     assert local_server_url(project) is None and running_workers(project) == {}
     assert "not running" in kedro(project, "prefect", "server", "status").stdout
 
+    # started again with no --port, it comes back where it was: the UI's address still works
+    restarted = kedro(project, "prefect", "server", "start", timeout=360)
+    assert restarted.returncode == 0, restarted.stderr
+    assert local_server_url(project) == url, restarted.stdout
+    assert "local server: stopped" in kedro(project, "prefect", "server", "stop").stdout
+
 
 def test_server_stop_leaves_a_prefect_toml_it_did_not_write(make_project):
     project = make_project()

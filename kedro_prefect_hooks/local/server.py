@@ -25,6 +25,7 @@ from kedro_prefect_hooks.local.processes import (
     read_record,
     start_detached,
     stop,
+    write_private,
     write_record,
 )
 from kedro_prefect_hooks.local.state import state_dir
@@ -169,7 +170,8 @@ def local_server_url(project_path: Path) -> str | None:
 def start_local_server(project_path: Path, port: int | None = None, wait: float = 300) -> tuple[Record, bool]:
     """This project's detached local server with the UI, SQLite in .kedro-prefect/prefect-home.
 
-    Returns (record, started): a running one is reused. Port 4200 when free. It waits for the
+    Returns (record, started): a running one is reused. The port: `port`, else the one it had
+    last time, else 4200, whichever is free first. It waits for the
     API as long as the server lives, up to `wait`: on a loaded 2-core machine a start passed 120 s.
     """
     path = local_record_path(project_path)
@@ -179,7 +181,7 @@ def start_local_server(project_path: Path, port: int | None = None, wait: float 
             return record, False
         if problems := server_install_problems():
             raise RuntimeError("; ".join(problems))
-        port = port or (4200 if _port_free(4200) else free_port())
+        port = port or _port_for(project_path)
         home = state_dir(project_path) / "prefect-home"
         home.mkdir(parents=True, exist_ok=True)
         log = state_dir(project_path) / "server.log"
@@ -188,6 +190,7 @@ def start_local_server(project_path: Path, port: int | None = None, wait: float 
             pid=process.pid, marker=f"--port {port} ", log=str(log), url=f"http://127.0.0.1:{port}/api"
         )
         write_record(path, record)
+        write_private(_last_port_path(project_path), f"{port}\n")
     try:
         _wait_healthy(record.url, lambda: process.poll() is None, log, wait)
     except RuntimeError:
@@ -205,8 +208,26 @@ def stop_local_server(project_path: Path, timeout: float = 20) -> str:
     return outcome
 
 
+def _last_port_path(project_path: Path) -> Path:
+    return state_dir(project_path) / "server-port"
+
+
+def _port_for(project_path: Path) -> int:
+    """The port this project's server had last time, if free (the UI's address and a pasted
+    PREFECT_API_URL keep working after a stop and start), else 4200 if free, else any free one."""
+    try:
+        last = int(_last_port_path(project_path).read_text())
+    except (OSError, ValueError):
+        last = None
+    candidates = [port for port in (last, 4200) if port and 0 < port < 65536]
+    return next((port for port in candidates if _port_free(port)), None) or free_port()
+
+
 def _port_free(port: int) -> bool:
+    """No one listens on `port`. SO_REUSEADDR, as the server sets it: the connections a stopped
+    server leaves in TIME_WAIT for a minute do not keep its port from being used again."""
     with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind(("127.0.0.1", port))
         except OSError:
