@@ -131,8 +131,10 @@ def test_a_bad_last_server_port_is_ignored(tmp_path, content):
     """`server start` reuses the port in .kedro-prefect/server-port: a bad one picks a free port."""
     state_file(tmp_path, "server-port").write_text(content)
     port = _port_for(tmp_path)
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", port))  # free, usable
+    with socket.socket() as sock:  # usable by a server (which sets SO_REUSEADDR too)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("127.0.0.1", port))
+        sock.listen()
 
 
 def test_a_taken_last_server_port_is_not_reused(tmp_path):
